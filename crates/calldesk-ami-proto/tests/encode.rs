@@ -1,0 +1,118 @@
+//! Encoder validation and decode/encode round trips.
+
+// Test-only helpers outside #[test] fns may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::BytesMut;
+use calldesk_ami_proto::{AmiDecoder, EncodeError, Frame, MAX_LINE_LEN, Outgoing};
+
+#[test]
+fn encodes_in_order_with_crlf() {
+    let o = Outgoing::action("Login")
+        .unwrap()
+        .header("ActionID", "1")
+        .unwrap()
+        .header("Username", "crm")
+        .unwrap()
+        .header("Secret", "secret")
+        .unwrap();
+    let mut out = Vec::new();
+    o.encode(&mut out);
+    assert_eq!(
+        out,
+        b"Action: Login\r\nActionID: 1\r\nUsername: crm\r\nSecret: secret\r\n\r\n"
+    );
+    assert_eq!(out.len(), o.encoded_len());
+}
+
+#[test]
+fn rejects_bad_headers() {
+    let mut o = Outgoing::action("Originate").unwrap();
+    assert_eq!(o.push("", "x"), Err(EncodeError::EmptyKey));
+    assert!(matches!(
+        o.push("Se:cret", "x"),
+        Err(EncodeError::ColonInKey { .. })
+    ));
+    assert!(matches!(
+        o.push("Sec\nret", "x"),
+        Err(EncodeError::LineBreakInKey { .. })
+    ));
+    let e = o.push("Secret", "a\r\nAction: Logoff").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "header `Secret` contains a line break; AMI has no multi-line values, send one header per line"
+    );
+    assert!(matches!(
+        o.push("Secret", "a\nb"),
+        Err(EncodeError::LineBreakInValue { .. })
+    ));
+    assert!(matches!(
+        o.push("Secret", "a\rb"),
+        Err(EncodeError::LineBreakInValue { .. })
+    ));
+    // Exactly at the limit is fine, one more byte is not.
+    let max_val = MAX_LINE_LEN - "Variable: ".len() - 2;
+    assert!(o.push("Variable", &"v".repeat(max_val)).is_ok());
+    assert!(matches!(
+        o.push("Variable", &"v".repeat(max_val + 1)),
+        Err(EncodeError::LineTooLong {
+            len: 1025,
+            max: 1024,
+            ..
+        })
+    ));
+    assert!(Outgoing::event("A\r\nB").is_err());
+    // Rejected headers were not added.
+    assert_eq!(o.headers().count(), 2);
+    // Too many headers in an action.
+    let mut a = Outgoing::action("Originate").unwrap();
+    for i in 0..127 {
+        a.push("Variable", &format!("v{i}=1")).unwrap();
+    }
+    assert!(matches!(
+        a.push("Variable", "x"),
+        Err(EncodeError::TooManyHeaders { max: 128 })
+    ));
+    // Events have no header limit (server output is unbounded).
+    let mut ev = Outgoing::event("X").unwrap();
+    for _ in 0..200 {
+        ev.push("Output", "line").unwrap();
+    }
+}
+
+#[test]
+fn round_trip() {
+    let o = Outgoing::event("Newchannel")
+        .unwrap()
+        .header("Privilege", "call,all")
+        .unwrap()
+        .header("AccountCode", "")
+        .unwrap()
+        .header("Variable", "a=1")
+        .unwrap()
+        .header("Variable", "b=2: x")
+        .unwrap()
+        .header("ActionID", "custom-id-with spaces & symbols/ä")
+        .unwrap();
+    let mut buf = BytesMut::from(&o.to_bytes()[..]);
+    let mut dec = AmiDecoder::without_banner();
+    let Some(Frame::Message(m)) = dec.decode(&mut buf) else {
+        panic!()
+    };
+    let got: Vec<(String, String)> = m
+        .fields()
+        .map(|(k, v)| {
+            (
+                String::from_utf8(k.to_vec()).unwrap(),
+                String::from_utf8(v.to_vec()).unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = o
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(m.raw().as_ref(), o.to_bytes().as_slice());
+    assert!(buf.is_empty());
+}

@@ -1,0 +1,151 @@
+//! Calls and the events that change them.
+
+use crate::ids::{CallId, Extension, TenantId};
+use crate::phone::Party;
+
+/// Milliseconds since the Unix epoch. Always supplied by the caller: this crate never reads a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const fn from_unix_millis(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    pub const fn unix_millis(self) -> i64 {
+        self.0
+    }
+
+    /// Whole seconds from `self` to `later` (0 if `later` is earlier).
+    pub fn seconds_until(self, later: Timestamp) -> i64 {
+        (later.0 - self.0).max(0) / 1000
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// A customer called us.
+    Inbound,
+    /// An operator called a customer (including click-to-call).
+    Outbound,
+    /// Between two extensions.
+    Internal,
+}
+
+/// The final word on a call, decided when it ends.
+///
+/// Rules (the same for every PBX): a call someone answered is `Answered`; otherwise `Busy` when
+/// the called side said busy; otherwise an inbound call is `Missed` and any other is `NoAnswer`.
+/// `Failed` (the PBX could not place it, e.g. the operator leg of a click-to-call never answered)
+/// and `Cancelled` (withdrawn before it rang through) are given explicitly by the tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallStatus {
+    Answered,
+    Missed,
+    NoAnswer,
+    Busy,
+    Failed,
+    Cancelled,
+}
+
+impl CallStatus {
+    /// The stable snake_case name used on the wire and in the databases.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Missed => "missed",
+            Self::NoAnswer => "no_answer",
+            Self::Busy => "busy",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where a live call is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallPhase {
+    /// Known to the PBX, no operator rung yet (IVR, queue, dialling out).
+    Setup,
+    /// At least one operator's phone is ringing.
+    Ringing,
+    /// Someone answered.
+    Talking,
+    Ended,
+}
+
+/// Q.850 cause as reported by the PBX (`16 Normal Clearing`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HangupCause {
+    pub code: u16,
+    pub text: String,
+}
+
+/// One customer interaction, as the PBXs fold into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub id: CallId,
+    pub tenant: TenantId,
+    pub direction: Direction,
+    pub from: Party,
+    pub to: Party,
+    pub phase: CallPhase,
+    /// Set when the call ends.
+    pub status: Option<CallStatus>,
+    /// Every operator whose phone rang, in order, without repeats.
+    pub rang: Vec<Extension>,
+    /// Every operator who talked, in order (more than one after a transfer).
+    pub answered_by: Vec<Extension>,
+    pub started_at: Timestamp,
+    pub answered_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub hangup_cause: Option<HangupCause>,
+    /// The called side reported busy at some point.
+    pub busy_seen: bool,
+}
+
+impl Call {
+    /// The operator to show: who talks now, else the last one rung.
+    pub fn operator(&self) -> Option<&Extension> {
+        self.answered_by.last().or(self.rang.last())
+    }
+
+    /// Seconds from start until answered (or until the end, when nobody answered).
+    pub fn ring_seconds(&self) -> Option<i64> {
+        let until = self.answered_at.or(self.ended_at)?;
+        Some(self.started_at.seconds_until(until))
+    }
+
+    /// Seconds of conversation; only for answered calls that ended.
+    pub fn talk_seconds(&self) -> Option<i64> {
+        Some(self.answered_at?.seconds_until(self.ended_at?))
+    }
+}
+
+/// Something that happened to a call, in the one vocabulary every PBX tracker speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEvent {
+    pub call: CallId,
+    pub at: Timestamp,
+    pub kind: CallEventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEventKind {
+    Started {
+        direction: Direction,
+        from: Party,
+        to: Party,
+    },
+    /// An operator's phone started ringing.
+    OperatorRinging { extension: Extension },
+    /// The call was answered (by an operator when known).
+    Answered { extension: Option<Extension> },
+    /// The called side (operator or customer) said busy.
+    BusySignalled,
+    /// The call is over. `status` overrides the derived status (see [`CallStatus`]).
+    Ended {
+        cause: Option<HangupCause>,
+        status: Option<CallStatus>,
+    },
+}

@@ -1,0 +1,34 @@
+//! Engine errors with stable codes for the UI.
+
+/// Errors the engine reports to the shell. The UI branches on [`EngineError::code`], never on
+/// the message text.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "cannot create the data folder {path}: {source}; check its permissions or set CALLDESK_DATA_DIR"
+    )]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the call history could not be opened: {0}")]
+    Store(#[from] calldesk_store::StoreError),
+    #[error("the built-in demo PBX could not start: {0}")]
+    Simulator(std::io::Error),
+    #[error("the default region `{0}` is not a country code such as RU")]
+    Region(#[from] calldesk_calls::PhoneError),
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+impl EngineError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::DataDir { .. } | Self::Store(_) => "store_unavailable",
+            Self::Simulator(_) => "simulator_failed",
+            Self::Region(_) => "bad_region",
+            Self::Stopped => "engine_stopped",
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! calldesk desktop engine (layer 2): everything the desktop app does, without Tauri.
+//!
+//! [`Engine::start`] takes an [`EngineConfig`] and returns an [`EngineHandle`] (cheap `Clone`)
+//! that the Tauri shell keeps in its state. Inside run two tasks:
+//! - the **PBX session** task: connects to AMI, logs in, keeps the session alive with `Ping`,
+//!   feeds every message to the [`calldesk_ami::AsteriskTracker`], and reconnects with
+//!   exponential backoff and jitter when the connection drops; it reports
+//!   [`ConnectionStatus`] changes;
+//! - the **call book** task: owns the [`calldesk_calls::CallBook`] and the local SQLite history
+//!   ([`calldesk_store::LocalStore`]); applies call events, stores ended calls and publishes
+//!   [`EngineEvent`]s.
+//!
+//! Profiles: *Demo* starts the built-in simulator (`calldesk-sim`, real AMI on loopback) and is
+//! otherwise exactly *Direct AMI* pointed at it, so the demo exercises the real code path.
+//! The *Hub* profile comes with the hub.
+//!
+//! Invariants: shutdown is an input ([`EngineHandle::shutdown`]); no lock is held across an
+//! await (state lives in tasks, reached by channels); a lost PBX connection never blocks the
+//! handle — snapshots are served by the call book task whatever the session is doing.
+//!
+//! Tested end to end in `tests/engine.rs`: Demo profile, simulator on a real socket, a temp
+//! SQLite file.
+
+mod engine;
+mod error;
+
+pub use engine::{Engine, EngineConfig, EngineEvent, EngineHandle, ProfileConfig};
+pub use error::EngineError;

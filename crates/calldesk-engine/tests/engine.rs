@@ -1,0 +1,130 @@
+//! The Demo profile end to end: simulator on loopback → AMI session → tracker → call book →
+//! events and the SQLite history.
+
+use std::time::Duration;
+
+use calldesk_engine::{Engine, EngineConfig, EngineEvent, ProfileConfig};
+use calldesk_wire::{CallStateView, ConnectionState, ProfileKind};
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("calldesk-engine-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_calls_pop_end_and_land_in_history() {
+    let dir = temp_dir("demo");
+    let engine = Engine::start(EngineConfig {
+        profile: ProfileConfig::Demo {
+            every: Duration::from_millis(300),
+        },
+        data_dir: dir.clone(),
+        region: "RU".into(),
+    })
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    assert_eq!(engine.connection_status().profile, ProfileKind::Demo);
+
+    let first_caller = calldesk_sim::demo::demo_caller(0);
+    let mut connected = engine.connection_status().state == ConnectionState::Connected;
+    let mut rang = false;
+    let mut ended = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while ended.len() < 3 {
+            match events.recv().await.unwrap() {
+                EngineEvent::ConnectionChanged(s) => {
+                    connected |= s.state == ConnectionState::Connected
+                }
+                EngineEvent::CallUpdated(call) => {
+                    if call.from.e164.as_deref() == Some(first_caller.as_str())
+                        && call.state == CallStateView::Ringing
+                    {
+                        rang = true;
+                    }
+                    if call.state == CallStateView::Ended {
+                        ended.push(call);
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("three demo calls should end within 30 s");
+    assert!(connected, "the engine never reported a connected PBX");
+    assert!(rang, "the first demo call never rang");
+    let statuses: Vec<_> = ended.iter().map(|c| c.status).collect();
+    assert!(statuses.iter().all(Option::is_some), "{statuses:?}");
+
+    // Ended calls are in the history, newest first, after any live ones.
+    let snapshot = engine.calls_snapshot().await.unwrap();
+    let history: Vec<_> = snapshot
+        .iter()
+        .filter(|c| c.state == CallStateView::Ended)
+        .collect();
+    for call in &ended {
+        assert!(
+            history.iter().any(|h| *h == call),
+            "ended call {} missing from the snapshot",
+            call.id
+        );
+    }
+    engine.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn unreachable_pbx_reports_reconnecting_with_the_reason() {
+    // A port nothing listens on: bind, read the port, drop the listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = temp_dir("down");
+    let engine = Engine::start(EngineConfig {
+        profile: ProfileConfig::Direct {
+            addr: format!("127.0.0.1:{port}"),
+            credentials: calldesk_ami::AmiCredentials {
+                username: "crm".into(),
+                secret: "s3cret".into(),
+            },
+        },
+        data_dir: dir.clone(),
+        region: "RU".into(),
+    })
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let status = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let EngineEvent::ConnectionChanged(s) = events.recv().await.unwrap() {
+                return s;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.state, ConnectionState::Reconnecting);
+    let detail = status.detail.unwrap();
+    assert!(detail.contains("cannot connect to AMI"), "{detail}");
+    assert!(!detail.contains("s3cret"));
+    // The handle still answers while the PBX is down.
+    assert!(engine.calls_snapshot().await.unwrap().is_empty());
+    engine.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_demo_caller_is_a_valid_number() {
+    let plan = calldesk_calls::NumberPlan::new("RU").unwrap();
+    let bad: Vec<String> = (0..500)
+        .map(calldesk_sim::demo::demo_caller)
+        .filter(|n| plan.parse(n).is_err())
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "demo callers that are not valid numbers: {bad:?}"
+    );
+}

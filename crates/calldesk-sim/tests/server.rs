@@ -1,0 +1,422 @@
+//! The simulator over real loopback sockets.
+
+// Test-only helpers outside #[test] fns may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use calldesk_ami_proto::{AmiDecoder, Frame, Message, Outgoing};
+use calldesk_sim::ami::{AmiSimConfig, AmiSimHandle, AmiSimulator, Schedule};
+use calldesk_sim::demo::demo_caller;
+use calldesk_sim::scenario::{IdAllocator, render};
+use calldesk_sim::{ScenarioCall, ScenarioKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+const T: Duration = Duration::from_secs(10);
+
+struct Sim {
+    addr: SocketAddr,
+    handle: AmiSimHandle,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start(config: AmiSimConfig) -> Sim {
+    let sim = AmiSimulator::bind("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let addr = sim.local_addr();
+    let handle = sim.handle();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(sim.run(async move {
+        let _ = rx.await;
+    }));
+    Sim {
+        addr,
+        handle,
+        _stop: tx,
+    }
+}
+
+fn cfg() -> AmiSimConfig {
+    AmiSimConfig {
+        auth_failure_delay: Duration::from_millis(20),
+        ..Default::default()
+    }
+}
+
+struct Client {
+    s: TcpStream,
+    buf: BytesMut,
+    dec: AmiDecoder,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> (Client, Frame) {
+        let s = TcpStream::connect(addr).await.unwrap();
+        let mut c = Client {
+            s,
+            buf: BytesMut::new(),
+            dec: AmiDecoder::new(),
+        };
+        let banner = c.next().await.expect("banner");
+        (c, banner)
+    }
+    /// Next frame; None on EOF.
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(f) = self.dec.decode(&mut self.buf) {
+                return Some(f);
+            }
+            let n = tokio::time::timeout(T, self.s.read_buf(&mut self.buf))
+                .await
+                .expect("read timed out")
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+        }
+    }
+    async fn msg(&mut self) -> Message {
+        match self.next().await {
+            Some(Frame::Message(m)) => m,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+    async fn send(&mut self, o: Outgoing) {
+        self.s.write_all(&o.to_bytes()).await.unwrap();
+    }
+    async fn action(&mut self, name: &str, id: &str, headers: &[(&str, &str)]) {
+        let mut o = Outgoing::action(name)
+            .unwrap()
+            .header("ActionID", id)
+            .unwrap();
+        for (k, v) in headers {
+            o.push(k, v).unwrap();
+        }
+        self.send(o).await;
+    }
+    async fn login(addr: SocketAddr) -> Client {
+        let (mut c, _) = Client::connect(addr).await;
+        c.action(
+            "Login",
+            "l1",
+            &[("Username", "calldesk"), ("Secret", "demo")],
+        )
+        .await;
+        let m = c.msg().await;
+        assert_eq!(
+            m.get_str("Message").as_deref(),
+            Some("Authentication accepted")
+        );
+        let fb = c.msg().await;
+        assert_eq!(fb.event().as_deref(), Some("FullyBooted"));
+        c
+    }
+    /// Reads events until `pred` matches; returns everything read.
+    async fn until(&mut self, mut pred: impl FnMut(&Message) -> bool) -> Vec<Message> {
+        let mut out = Vec::new();
+        loop {
+            let m = self.msg().await;
+            let done = pred(&m);
+            out.push(m);
+            if done {
+                return out;
+            }
+        }
+    }
+}
+
+fn call(kind: ScenarioKind, caller: &str) -> ScenarioCall {
+    ScenarioCall {
+        kind,
+        caller: caller.into(),
+        did: "101".into(),
+        extension: "101".into(),
+        ring: Duration::from_millis(30),
+        talk: Duration::from_millis(30),
+    }
+}
+
+#[tokio::test]
+async fn banner_is_exact() {
+    let sim = start(cfg()).await;
+    let mut s = TcpStream::connect(sim.addr).await.unwrap();
+    let mut got = vec![0u8; 64];
+    let n = tokio::time::timeout(T, s.read(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got[..n], b"Asterisk Call Manager/9.0.0\r\n");
+}
+
+#[tokio::test]
+async fn ping_before_login_is_permission_denied() {
+    let sim = start(cfg()).await;
+    let (mut c, banner) = Client::connect(sim.addr).await;
+    assert!(matches!(banner, Frame::Banner(b) if b.version() == b"9.0.0"));
+    c.action("Ping", "j1-001", &[]).await;
+    let m = c.msg().await;
+    let fields: Vec<_> = m.fields().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    assert_eq!(
+        fields,
+        vec![
+            (b"Response".to_vec(), b"Error".to_vec()),
+            (b"ActionID".to_vec(), b"j1-001".to_vec()),
+            (b"Message".to_vec(), b"Permission denied".to_vec()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn login_failure_is_delayed_then_closed() {
+    let sim = start(AmiSimConfig {
+        auth_failure_delay: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await;
+    let (mut c, _) = Client::connect(sim.addr).await;
+    let t0 = std::time::Instant::now();
+    c.action(
+        "Login",
+        "j1-002",
+        &[("Username", "calldesk"), ("Secret", "wrong-secret")],
+    )
+    .await;
+    let m = c.msg().await;
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    assert_eq!(m.response().as_deref(), Some("Error"));
+    assert_eq!(m.action_id().as_deref(), Some("j1-002"));
+    assert_eq!(
+        m.get_str("Message").as_deref(),
+        Some("Authentication failed")
+    );
+    assert!(
+        c.next().await.is_none(),
+        "socket must be closed after a failed login"
+    );
+}
+
+#[tokio::test]
+async fn login_ping_events_unknown_logoff() {
+    let sim = start(cfg()).await;
+    let mut c = Client::login(sim.addr).await;
+    c.action("Ping", "custom-id-with spaces & symbols/ä", &[])
+        .await;
+    let m = c.msg().await;
+    assert_eq!(m.response().as_deref(), Some("Success"));
+    assert_eq!(
+        m.action_id().as_deref(),
+        Some("custom-id-with spaces & symbols/ä")
+    );
+    assert_eq!(m.get_str("Ping").as_deref(), Some("Pong"));
+    let ts = m.get_str("Timestamp").unwrap().into_owned();
+    let (secs, usec) = ts.split_once('.').unwrap();
+    assert!(secs.parse::<u64>().unwrap() > 1_700_000_000);
+    assert_eq!(usec.len(), 6);
+    c.action("Events", "e1", &[("EventMask", "off")]).await;
+    assert_eq!(c.msg().await.get_str("Events").as_deref(), Some("Off"));
+    c.action("Events", "e2", &[("EventMask", "call,agent")])
+        .await;
+    assert_eq!(c.msg().await.get_str("Events").as_deref(), Some("On"));
+    c.action("FooBarBaz", "j2-002", &[]).await;
+    let m = c.msg().await;
+    assert_eq!(m.response().as_deref(), Some("Error"));
+    assert_eq!(
+        m.get_str("Message").as_deref(),
+        Some(
+            "Invalid/unknown command: FooBarBaz. Use Action: ListCommands to show available commands."
+        )
+    );
+    c.send(
+        Outgoing::response("x")
+            .unwrap()
+            .header("ActionID", "no-action-header")
+            .unwrap(),
+    )
+    .await;
+    let m = c.msg().await;
+    assert_eq!(
+        m.get_str("Message").as_deref(),
+        Some("Missing action in request")
+    );
+    c.action("Logoff", "bye", &[]).await;
+    let m = c.msg().await;
+    assert_eq!(m.response().as_deref(), Some("Goodbye"));
+    assert_eq!(
+        m.get_str("Message").as_deref(),
+        Some("Thanks for all the fish.")
+    );
+    assert!(c.next().await.is_none());
+}
+
+#[tokio::test]
+async fn events_off_at_login_sends_no_events() {
+    let sim = start(cfg()).await;
+    let (mut c, _) = Client::connect(sim.addr).await;
+    c.action(
+        "Login",
+        "l",
+        &[
+            ("Username", "calldesk"),
+            ("Secret", "demo"),
+            ("Events", "off"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        c.msg().await.get_str("Message").as_deref(),
+        Some("Authentication accepted")
+    );
+    sim.handle
+        .play(call(ScenarioKind::InboundBusy, "+74951234567"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    c.action("Ping", "p", &[]).await;
+    let m = c.msg().await;
+    assert_eq!(
+        m.action_id().as_deref(),
+        Some("p"),
+        "no event may arrive before the Pong"
+    );
+}
+
+fn expected_len(kind: ScenarioKind) -> usize {
+    render(&call(kind, "+74951234567"), &IdAllocator::default().next(0))
+        .unwrap()
+        .len()
+}
+
+fn is_last_hangup(kind: ScenarioKind) -> impl FnMut(&Message) -> bool {
+    // The answered call ends with the callee's Hangup, missed with the trunk's, busy with a Cdr.
+    let mut hangups = 0;
+    let mut cdrs = 0;
+    move |m: &Message| {
+        match m.event().as_deref() {
+            Some("Hangup") => hangups += 1,
+            Some("Cdr") => cdrs += 1,
+            _ => {}
+        }
+        match kind {
+            ScenarioKind::InboundBusy => cdrs == 2,
+            _ => hangups == 2,
+        }
+    }
+}
+
+#[tokio::test]
+async fn played_scenarios_arrive_in_full_to_two_clients() {
+    let sim = start(cfg()).await;
+    let mut a = Client::login(sim.addr).await;
+    let mut b = Client::login(sim.addr).await;
+    for kind in [
+        ScenarioKind::InboundAnswered,
+        ScenarioKind::InboundMissed,
+        ScenarioKind::InboundBusy,
+    ] {
+        sim.handle.play(call(kind, "+74951234567"));
+        for c in [&mut a, &mut b] {
+            let evs = c.until(is_last_hangup(kind)).await;
+            assert_eq!(evs.len(), expected_len(kind), "{kind:?}");
+            assert_eq!(
+                evs[0].event().as_deref(),
+                Some("DeviceStateChange")
+                    .filter(|_| kind == ScenarioKind::InboundMissed)
+                    .or(Some("Newchannel"))
+            );
+            assert!(evs.iter().all(|m| m.event().is_some()));
+            assert!(
+                evs.iter()
+                    .filter(|m| m.get_str("CallerIDNum").as_deref() == Some("+74951234567"))
+                    .count()
+                    > 5
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_client_is_disconnected_and_does_not_block_others() {
+    let sim = start(AmiSimConfig {
+        event_queue_len: 1024,
+        write_timeout: Duration::from_millis(100),
+        ..cfg()
+    })
+    .await;
+    let mut fast = Client::login(sim.addr).await;
+    let mut slow = Client::login(sim.addr).await;
+    // ~60 events of ~600 bytes per call; 30 batches of 10 calls are ~10 MB, more than the
+    // loopback socket buffers hold, so the slow client's writes block and it is cut off.
+    let per_call = expected_len(ScenarioKind::InboundAnswered);
+    let (batches, batch) = (30, 10);
+    for _ in 0..batches {
+        for _ in 0..batch {
+            sim.handle.play(ScenarioCall {
+                ring: Duration::ZERO,
+                talk: Duration::ZERO,
+                ..call(ScenarioKind::InboundAnswered, "+74951234567")
+            });
+        }
+        for _ in 0..batch * per_call {
+            let m = fast.msg().await;
+            assert!(m.event().is_some());
+        }
+    }
+    let n = batches * batch;
+    // The slow client has been cut off: draining its socket ends in EOF, well short of everything.
+    let mut slow_got = 0;
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while slow.next().await.is_some() {
+            slow_got += 1;
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "slow client was not disconnected");
+    assert!(
+        slow_got < n * per_call,
+        "slow client received everything ({slow_got})"
+    );
+}
+
+#[tokio::test]
+async fn demo_schedule_starts_soon_after_login_with_demo_callers() {
+    let sim = start(AmiSimConfig {
+        schedule: Schedule::Demo {
+            every: Duration::from_millis(200),
+        },
+        demo_ring: (Duration::from_millis(20), Duration::from_millis(40)),
+        demo_talk: (Duration::from_millis(20), Duration::from_millis(40)),
+        ..cfg()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t0 = std::time::Instant::now();
+    let mut c = Client::login(sim.addr).await;
+    let mut callers = Vec::new();
+    let mut kinds = Vec::new();
+    while callers.len() < 3 {
+        let m = c.msg().await;
+        if m.event().as_deref() == Some("Newchannel")
+            && m.get_str("Context").as_deref() == Some("from-trunk")
+        {
+            if callers.is_empty() {
+                assert!(
+                    t0.elapsed() < Duration::from_millis(900),
+                    "first demo call took {:?}",
+                    t0.elapsed()
+                );
+            }
+            callers.push(m.get_str("CallerIDNum").unwrap().into_owned());
+        }
+        if m.event().as_deref() == Some("DialEnd") {
+            kinds.push(m.get_str("DialStatus").unwrap().into_owned());
+        }
+    }
+    assert_eq!(
+        callers,
+        vec![demo_caller(0), demo_caller(1), demo_caller(2)]
+    );
+    assert_eq!(&kinds[..2], &["ANSWER".to_string(), "NOANSWER".to_string()]);
+}

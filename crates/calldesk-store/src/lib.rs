@@ -1,0 +1,247 @@
+//! calldesk desktop store (layer 1): the operator's call history in a local SQLite file.
+//!
+//! [`LocalStore::open`] creates the file if needed, switches it to WAL (readers never block the
+//! writer; a crash loses at most the transaction in flight) and applies `migrations/local`.
+//! The store keeps finished calls ([`LocalStore::save_ended_call`], idempotent by call id) and
+//! serves the most recent ones as UI views ([`LocalStore::recent_calls`]).
+//!
+//! Invariant: only this crate holds SQL for the local database. Later issues add notes,
+//! dispositions, the outbox and full-text search here.
+//!
+//! Tested against a real SQLite file in a temp dir (unit tests below).
+
+use std::path::Path;
+use std::str::FromStr;
+
+use calldesk_calls::Call;
+use calldesk_wire::{CallStateView, CallStatusView, CallView, DirectionView, PartyView};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Row, sqlite::SqliteRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the call history database {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("cannot update the call history database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("call history database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("call {0} is still live; only ended calls are stored")]
+    NotEnded(String),
+}
+
+/// The desktop's SQLite database.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    pool: SqlitePool,
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(open_err)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("../../migrations/local").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Stores an ended call; storing the same call again replaces it (idempotent).
+    pub async fn save_ended_call(&self, call: &Call) -> Result<(), StoreError> {
+        let view = CallView::from(call);
+        let status = match view.status {
+            Some(s) if view.state == CallStateView::Ended => s,
+            _ => return Err(StoreError::NotEnded(view.id)),
+        };
+        sqlx::query(
+            "INSERT OR REPLACE INTO calls (id, direction, from_raw, from_e164, from_display, from_name,
+                to_raw, to_e164, to_display, status, operator, started_at, answered_at, ended_at,
+                ring_seconds, talk_seconds, hangup_cause)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&view.id)
+        .bind(direction_str(view.direction))
+        .bind(&view.from.raw)
+        .bind(&view.from.e164)
+        .bind(&view.from.display)
+        .bind(&view.from.name)
+        .bind(&view.to.raw)
+        .bind(&view.to.e164)
+        .bind(&view.to.display)
+        .bind(status_str(status))
+        .bind(&view.operator)
+        .bind(view.started_at)
+        .bind(view.answered_at)
+        .bind(view.ended_at.unwrap_or(view.started_at))
+        .bind(view.ring_seconds)
+        .bind(view.talk_seconds)
+        .bind(&view.hangup_cause)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The `limit` most recently ended calls, newest first.
+    pub async fn recent_calls(&self, limit: u32) -> Result<Vec<CallView>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM calls ORDER BY ended_at DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_view).collect()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn direction_str(d: DirectionView) -> &'static str {
+    match d {
+        DirectionView::Inbound => "inbound",
+        DirectionView::Outbound => "outbound",
+        DirectionView::Internal => "internal",
+    }
+}
+
+fn status_str(s: CallStatusView) -> &'static str {
+    match s {
+        CallStatusView::Answered => "answered",
+        CallStatusView::Missed => "missed",
+        CallStatusView::NoAnswer => "no_answer",
+        CallStatusView::Busy => "busy",
+        CallStatusView::Failed => "failed",
+        CallStatusView::Cancelled => "cancelled",
+    }
+}
+
+fn row_to_view(row: &SqliteRow) -> Result<CallView, StoreError> {
+    let direction = match row.try_get::<String, _>("direction")?.as_str() {
+        "outbound" => DirectionView::Outbound,
+        "internal" => DirectionView::Internal,
+        _ => DirectionView::Inbound,
+    };
+    // The CHECK constraint guarantees one of these; anything else would be a corrupt file.
+    let status = match row.try_get::<String, _>("status")?.as_str() {
+        "answered" => CallStatusView::Answered,
+        "missed" => CallStatusView::Missed,
+        "no_answer" => CallStatusView::NoAnswer,
+        "busy" => CallStatusView::Busy,
+        "failed" => CallStatusView::Failed,
+        _ => CallStatusView::Cancelled,
+    };
+    Ok(CallView {
+        id: row.try_get("id")?,
+        direction,
+        from: PartyView {
+            raw: row.try_get("from_raw")?,
+            e164: row.try_get("from_e164")?,
+            display: row.try_get("from_display")?,
+            name: row.try_get("from_name")?,
+        },
+        to: PartyView {
+            raw: row.try_get("to_raw")?,
+            e164: row.try_get("to_e164")?,
+            display: row.try_get("to_display")?,
+            name: None,
+        },
+        state: CallStateView::Ended,
+        status: Some(status),
+        operator: row.try_get("operator")?,
+        started_at: row.try_get("started_at")?,
+        answered_at: row.try_get("answered_at")?,
+        ended_at: row.try_get("ended_at")?,
+        ring_seconds: row.try_get("ring_seconds")?,
+        talk_seconds: row.try_get("talk_seconds")?,
+        hangup_cause: row.try_get("hangup_cause")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calldesk_calls::{
+        CallBook, CallEvent, CallEventKind, CallId, Direction, NumberPlan, TenantId, Timestamp,
+        UpdateKind,
+    };
+
+    fn ended_call(id: &str, start_ms: i64, answered: bool) -> Call {
+        let plan = NumberPlan::new("RU").unwrap();
+        let mut book = CallBook::new(TenantId::new("demo").unwrap());
+        let call = CallId::new(id).unwrap();
+        let mut apply = |ms: i64, kind| {
+            book.apply(&CallEvent {
+                call: call.clone(),
+                at: Timestamp::from_unix_millis(start_ms + ms),
+                kind,
+            })
+            .unwrap()
+        };
+        apply(
+            0,
+            CallEventKind::Started {
+                direction: Direction::Inbound,
+                from: plan
+                    .party("84951234567")
+                    .with_name(Some("Иван Петров".into())),
+                to: plan.party("101"),
+            },
+        );
+        if answered {
+            apply(2000, CallEventKind::Answered { extension: None });
+        }
+        let update = apply(
+            7000,
+            CallEventKind::Ended {
+                cause: None,
+                status: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(update.kind, UpdateKind::Ended);
+        update.call
+    }
+
+    #[tokio::test]
+    async fn stores_ended_calls_idempotently_and_reads_newest_first() {
+        let dir = std::env::temp_dir().join(format!("calldesk-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.sqlite3");
+        let _ = std::fs::remove_file(&path);
+        let store = LocalStore::open(&path).await.unwrap();
+        let first = ended_call("1.1", 1_000, true);
+        let second = ended_call("1.2", 5_000, false);
+        store.save_ended_call(&first).await.unwrap();
+        store.save_ended_call(&second).await.unwrap();
+        store.save_ended_call(&first).await.unwrap();
+        store.close().await;
+
+        // Reopen: the data survived and migrations are not re-applied.
+        let store = LocalStore::open(&path).await.unwrap();
+        let recent = store.recent_calls(10).await.unwrap();
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent[0], CallView::from(&second));
+        assert_eq!(recent[1], CallView::from(&first));
+        assert_eq!(recent[1].from.name.as_deref(), Some("Иван Петров"));
+        assert_eq!(recent[0].status, Some(CallStatusView::Missed));
+        assert_eq!(store.recent_calls(1).await.unwrap().len(), 1);
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,227 @@
+//! calldesk wire types (layer 0: pure serde DTOs, no IO).
+//!
+//! The domain types in `calldesk-calls` stay plain; these are their serialisable views at the
+//! boundaries: Tauri events and commands (the UI's `CallView`), and later the hub ↔ desktop
+//! WebSocket protocol. Field names are camelCase and enum values snake_case, exactly as the UI's
+//! `ui/src/lib/backend.ts` declares them — change both together.
+//!
+//! Invariant: a view is derived from a domain value by `From`; nothing here holds state.
+//! Tested by JSON round-trip tests below, which pin the JSON shape the UI relies on.
+
+use calldesk_calls::{Call, CallPhase, CallStatus, Direction, Party};
+use serde::{Deserialize, Serialize};
+
+/// Version of the messages in this crate; bumped on an incompatible change.
+pub const WIRE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectionView {
+    Inbound,
+    Outbound,
+    Internal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStateView {
+    Ringing,
+    Talking,
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatusView {
+    Answered,
+    Missed,
+    NoAnswer,
+    Busy,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartyView {
+    pub raw: String,
+    pub e164: Option<String>,
+    pub display: String,
+    pub name: Option<String>,
+}
+
+/// A call as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallView {
+    pub id: String,
+    pub direction: DirectionView,
+    pub from: PartyView,
+    pub to: PartyView,
+    pub state: CallStateView,
+    pub status: Option<CallStatusView>,
+    /// The extension ringing or talking.
+    pub operator: Option<String>,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub ring_seconds: Option<i64>,
+    pub talk_seconds: Option<i64>,
+    pub hangup_cause: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    Connecting,
+    Connected,
+    Reconnecting,
+    Disconnected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileKind {
+    Demo,
+    Direct,
+    Hub,
+}
+
+/// The PBX/hub connection as the status bar shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionStatus {
+    pub state: ConnectionState,
+    pub profile: ProfileKind,
+    /// Human-readable detail: the address, or what went wrong and what to do.
+    pub detail: Option<String>,
+}
+
+impl From<&Party> for PartyView {
+    fn from(p: &Party) -> Self {
+        Self {
+            raw: p.raw.clone(),
+            e164: p.number.as_ref().map(|n| n.e164().to_owned()),
+            display: p.display(),
+            name: p.name.clone(),
+        }
+    }
+}
+
+impl From<CallStatus> for CallStatusView {
+    fn from(s: CallStatus) -> Self {
+        match s {
+            CallStatus::Answered => Self::Answered,
+            CallStatus::Missed => Self::Missed,
+            CallStatus::NoAnswer => Self::NoAnswer,
+            CallStatus::Busy => Self::Busy,
+            CallStatus::Failed => Self::Failed,
+            CallStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl From<&Call> for CallView {
+    fn from(c: &Call) -> Self {
+        Self {
+            id: c.id.to_string(),
+            direction: match c.direction {
+                Direction::Inbound => DirectionView::Inbound,
+                Direction::Outbound => DirectionView::Outbound,
+                Direction::Internal => DirectionView::Internal,
+            },
+            from: (&c.from).into(),
+            to: (&c.to).into(),
+            // A call still in setup (IVR, queue) is shown as ringing: the customer is waiting.
+            state: match c.phase {
+                CallPhase::Setup | CallPhase::Ringing => CallStateView::Ringing,
+                CallPhase::Talking => CallStateView::Talking,
+                CallPhase::Ended => CallStateView::Ended,
+            },
+            status: c.status.map(Into::into),
+            operator: c.operator().map(|e| e.to_string()),
+            started_at: c.started_at.unix_millis(),
+            answered_at: c.answered_at.map(|t| t.unix_millis()),
+            ended_at: c.ended_at.map(|t| t.unix_millis()),
+            ring_seconds: c.ring_seconds(),
+            talk_seconds: c.talk_seconds(),
+            hangup_cause: c
+                .hangup_cause
+                .as_ref()
+                .map(|h| format!("{} {}", h.code, h.text).trim_end().to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calldesk_calls::{
+        CallBook, CallEvent, CallEventKind, CallId, Extension, HangupCause, NumberPlan, TenantId,
+        Timestamp,
+    };
+
+    #[test]
+    fn call_view_json_shape_matches_the_ui_contract() {
+        let plan = NumberPlan::new("RU").unwrap();
+        let mut book = CallBook::new(TenantId::new("demo").unwrap());
+        let id = CallId::new("1795259787.0").unwrap();
+        let ev = |ms, kind| CallEvent {
+            call: id.clone(),
+            at: Timestamp::from_unix_millis(ms),
+            kind,
+        };
+        book.apply(&ev(
+            1_000,
+            CallEventKind::Started {
+                direction: Direction::Inbound,
+                from: plan.party("+74951234567"),
+                to: plan.party("101"),
+            },
+        ))
+        .unwrap();
+        let ext = Extension::new("101").unwrap();
+        book.apply(&ev(
+            3_000,
+            CallEventKind::Answered {
+                extension: Some(ext),
+            },
+        ))
+        .unwrap();
+        let ended = book
+            .apply(&ev(
+                9_000,
+                CallEventKind::Ended {
+                    cause: Some(HangupCause {
+                        code: 16,
+                        text: "Normal Clearing".into(),
+                    }),
+                    status: None,
+                },
+            ))
+            .unwrap()
+            .unwrap();
+        let json = serde_json::to_value(CallView::from(&ended.call)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": "1795259787.0", "direction": "inbound",
+                "from": {"raw": "+74951234567", "e164": "+74951234567", "display": "+7 495 123-45-67", "name": null},
+                "to": {"raw": "101", "e164": null, "display": "101", "name": null},
+                "state": "ended", "status": "answered", "operator": "101",
+                "startedAt": 1000, "answeredAt": 3000, "endedAt": 9000,
+                "ringSeconds": 2, "talkSeconds": 6, "hangupCause": "16 Normal Clearing"
+            })
+        );
+        let status = ConnectionStatus {
+            state: ConnectionState::Reconnecting,
+            profile: ProfileKind::Demo,
+            detail: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&status).unwrap(),
+            r#"{"state":"reconnecting","profile":"demo","detail":null}"#
+        );
+    }
+}

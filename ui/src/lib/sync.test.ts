@@ -1,0 +1,121 @@
+import { describe, expect, it, vi } from 'vitest';
+import { BackendError, toBackendError, type Backend, type CallView, type ConnectionStatus } from './backend';
+import { MemoryBackend } from './backend-memory';
+import { CallsStore } from './calls-store';
+import { startSync } from './sync';
+import { T0, answered, ended, makeCall } from './testing';
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+const connected: ConnectionStatus = { state: 'connected', profile: 'demo', detail: null };
+
+describe('startSync', () => {
+  it('subscribes to both events before asking for the snapshot or the status', async () => {
+    const order: string[] = [];
+    const backend: Backend = {
+      callsSnapshot: async () => (order.push('snapshot'), []),
+      connectionStatus: async () => (order.push('status'), connected),
+      onCallUpdated: async () => (order.push('onCallUpdated'), () => {}),
+      onConnectionChanged: async () => (order.push('onConnectionChanged'), () => {}),
+    };
+    await startSync(backend, new CallsStore(), { onConnection: () => {}, onError: () => {} });
+    expect(order.slice(0, 2).sort()).toEqual(['onCallUpdated', 'onConnectionChanged']);
+    expect(order.slice(2).sort()).toEqual(['snapshot', 'status']);
+  });
+
+  it('an event that arrives while the snapshot is in flight is not overwritten by it', async () => {
+    const mem = new MemoryBackend();
+    const a = makeCall({ id: 'a' });
+    const snap = deferred<CallView[]>();
+    const backend: Backend = {
+      ...bind(mem),
+      callsSnapshot: () => snap.promise,
+    };
+    const store = new CallsStore();
+    const done = startSync(backend, store, { onConnection: () => {}, onError: () => {} });
+    await vi.waitFor(() => expect(mem.listenerCount).toBe(2));
+    // Same state, newer data: the call moved on to extension 102 ...
+    mem.emitCall({ ...a, operator: '102' });
+    // ... but the snapshot (taken before that on the backend) still says 101.
+    snap.resolve([a]);
+    await done;
+    expect(store.get('a')?.operator).toBe('102');
+    // and a state change after the snapshot still applies
+    mem.emitCall(answered({ ...a, operator: '102' }, T0 + 2000));
+    expect(store.get('a')?.state).toBe('talking');
+  });
+
+  it('a connection event newer than the fetched status wins', async () => {
+    const mem = new MemoryBackend([], { state: 'connecting', profile: 'hub', detail: null });
+    const status = deferred<ConnectionStatus>();
+    const backend: Backend = { ...bind(mem), connectionStatus: () => status.promise };
+    const seen: ConnectionStatus[] = [];
+    const done = startSync(backend, new CallsStore(), { onConnection: (s) => seen.push(s), onError: () => {} });
+    await vi.waitFor(() => expect(mem.listenerCount).toBe(2));
+    mem.setConnection({ state: 'connected', profile: 'hub', detail: null });
+    status.resolve({ state: 'connecting', profile: 'hub', detail: null });
+    await done;
+    expect(seen.map((s) => s.state)).toEqual(['connected']);
+  });
+
+  it('reports command errors as BackendError with code and message', async () => {
+    const mem = new MemoryBackend();
+    const backend: Backend = {
+      ...bind(mem),
+      callsSnapshot: () => Promise.reject({ code: 'db_unavailable', message: 'Database is locked' }),
+      connectionStatus: () => Promise.reject('boom'),
+    };
+    const onError = vi.fn();
+    await startSync(backend, new CallsStore(), { onConnection: () => {}, onError });
+    const calls = onError.mock.calls.map(([e, during]) => [(e as BackendError).code, (e as BackendError).message, during]);
+    expect(calls).toContainEqual(['db_unavailable', 'Database is locked', 'snapshot']);
+    expect(calls).toContainEqual(['unknown', 'boom', 'status']);
+  });
+
+  it('fetches the snapshot again after reconnecting, and stops cleanly', async () => {
+    const mem = new MemoryBackend([], connected);
+    const store = new CallsStore();
+    const spy = vi.spyOn(mem, 'callsSnapshot');
+    const stop = await startSync(mem, store, { onConnection: () => {}, onError: () => {} });
+    expect(spy).toHaveBeenCalledTimes(1);
+    mem.setConnection({ ...connected, state: 'reconnecting', detail: 'AMI socket closed' });
+    // a call that happened while we were away, only visible via the snapshot
+    (mem as unknown as { calls: Map<string, CallView> }).calls.set('gap', ended(makeCall({ id: 'gap' }), 'missed', T0 + 9000));
+    mem.setConnection(connected);
+    await vi.waitFor(() => expect(store.get('gap')?.status).toBe('missed'));
+    expect(spy).toHaveBeenCalledTimes(2);
+    expect(mem.listenerCount).toBe(2);
+    stop();
+    expect(mem.listenerCount).toBe(0);
+    mem.emitCall(makeCall({ id: 'after-stop' }));
+    expect(store.get('after-stop')).toBeUndefined();
+  });
+});
+
+describe('toBackendError', () => {
+  it('keeps code and message of the { code, message } shape', () => {
+    const e = toBackendError({ code: 'not_found', message: 'No such call' });
+    expect(e).toBeInstanceOf(BackendError);
+    expect([e.code, e.message]).toEqual(['not_found', 'No such call']);
+  });
+  it('wraps anything else as code "unknown"', () => {
+    expect(toBackendError(new Error('x')).code).toBe('unknown');
+    expect(toBackendError('text').message).toBe('text');
+    expect(toBackendError(42).message).toBe('42');
+    const same = new BackendError('a', 'b');
+    expect(toBackendError(same)).toBe(same);
+  });
+});
+
+function bind(mem: MemoryBackend): Backend {
+  return {
+    callsSnapshot: () => mem.callsSnapshot(),
+    connectionStatus: () => mem.connectionStatus(),
+    onCallUpdated: (cb) => mem.onCallUpdated(cb),
+    onConnectionChanged: (cb) => mem.onConnectionChanged(cb),
+  };
+}

@@ -1,0 +1,22 @@
+import { mount } from 'svelte';
+import App from './App.svelte';
+import type { Backend } from './lib/backend';
+import { MemoryBackend } from './lib/backend-memory';
+import { TauriBackend } from './lib/backend-tauri';
+import { sampleCalls } from './lib/sample-calls';
+import './app.css';
+
+function pickBackend(): Backend {
+  if ('__TAURI_INTERNALS__' in window) return new TauriBackend();
+  // Plain browser: sample data; `window.calldeskDemo.emitCall(...)` pushes more from devtools.
+  const demo = new MemoryBackend(sampleCalls(Date.now()), { state: 'connected', profile: 'demo', detail: null });
+  (window as unknown as { calldeskDemo: MemoryBackend }).calldeskDemo = demo;
+  return demo;
+}
+
+const target = document.getElementById('app');
+if (!target) throw new Error('#app element missing');
+
+const app = mount(App, { target, props: { backend: pickBackend() } });
+
+export default app;
