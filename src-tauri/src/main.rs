@@ -122,10 +122,10 @@ fn main() {
         .build(tauri::generate_context!("../tauri.conf.json"));
     match app {
         Ok(app) => app.run(|app, event| {
-            if let tauri::RunEvent::Exit = event {
-                if let Some(engine) = app.try_state::<EngineHandle>() {
-                    engine.shutdown();
-                }
+            if let tauri::RunEvent::Exit = event
+                && let Some(engine) = app.try_state::<EngineHandle>()
+            {
+                engine.shutdown();
             }
         }),
         Err(e) => {

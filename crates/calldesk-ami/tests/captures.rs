@@ -1,5 +1,8 @@
 //! The real Asterisk 20 captures must produce exactly the calls in `expected/*.json`.
 
+// Test helpers may panic on bad fixtures: that is a failed test, not a crash.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 
 use bytes::BytesMut;

@@ -125,11 +125,11 @@ impl CallBook {
                     call.phase = CallPhase::Talking;
                     changed = true;
                 }
-                if let Some(ext) = extension {
-                    if call.answered_by.last() != Some(ext) {
-                        call.answered_by.push(ext.clone());
-                        changed = true;
-                    }
+                if let Some(ext) = extension
+                    && call.answered_by.last() != Some(ext)
+                {
+                    call.answered_by.push(ext.clone());
+                    changed = true;
                 }
                 changed
             }
@@ -150,10 +150,10 @@ impl CallBook {
 
     fn finish(&mut self, id: &CallId) -> Option<CallUpdate> {
         let call = self.live.remove(id)?;
-        if self.ended_order.len() == REMEMBERED_ENDED {
-            if let Some(old) = self.ended_order.pop_front() {
-                self.ended.remove(&old);
-            }
+        if self.ended_order.len() == REMEMBERED_ENDED
+            && let Some(old) = self.ended_order.pop_front()
+        {
+            self.ended.remove(&old);
         }
         self.ended.insert(id.clone());
         self.ended_order.push_back(id.clone());

@@ -46,7 +46,8 @@ pub struct EngineConfig {
 /// What the engine tells the shell.
 #[derive(Debug, Clone)]
 pub enum EngineEvent {
-    CallUpdated(CallView),
+    /// Boxed: a broadcast slot is as large as the largest variant.
+    CallUpdated(Box<CallView>),
     ConnectionChanged(ConnectionStatus),
 }
 
@@ -313,11 +314,13 @@ impl BookTask {
             Ok(Some(update)) => {
                 let _ = self
                     .events
-                    .send(EngineEvent::CallUpdated(CallView::from(&update.call)));
-                if update.kind == UpdateKind::Ended {
-                    if let Err(e) = self.store.save_ended_call(&update.call).await {
-                        tracing::error!(call = %update.call.id, error = %e, "could not store a finished call");
-                    }
+                    .send(EngineEvent::CallUpdated(Box::new(CallView::from(
+                        &update.call,
+                    ))));
+                if update.kind == UpdateKind::Ended
+                    && let Err(e) = self.store.save_ended_call(&update.call).await
+                {
+                    tracing::error!(call = %update.call.id, error = %e, "could not store a finished call");
                 }
             }
             Ok(None) => {}

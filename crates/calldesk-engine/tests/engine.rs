@@ -1,6 +1,9 @@
 //! The Demo profile end to end: simulator on loopback → AMI session → tracker → call book →
 //! events and the SQLite history.
 
+// Test helpers may panic on bad fixtures: that is a failed test, not a crash.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use calldesk_engine::{Engine, EngineConfig, EngineEvent, ProfileConfig};
@@ -44,7 +47,7 @@ async fn demo_calls_pop_end_and_land_in_history() {
                         rang = true;
                     }
                     if call.state == CallStateView::Ended {
-                        ended.push(call);
+                        ended.push(*call);
                     }
                 }
             }
@@ -65,7 +68,7 @@ async fn demo_calls_pop_end_and_land_in_history() {
         .collect();
     for call in &ended {
         assert!(
-            history.iter().any(|h| *h == call),
+            history.contains(&call),
             "ended call {} missing from the snapshot",
             call.id
         );

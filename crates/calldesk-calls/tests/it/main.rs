@@ -4,6 +4,9 @@
 //! `@T start ID inbound|outbound|internal FROM TO`, `@T ring ID EXT`, `@T answer ID [EXT]`,
 //! `@T busy ID`, `@T end ID [cause=N] [status=S]`.
 
+// Test helpers may panic on bad fixtures: that is a failed test, not a crash.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use calldesk_calls::{
     CallBook, CallEvent, CallEventKind, CallId, CallPhase, CallStatus, CallUpdate, Direction,
     Extension, HangupCause, NumberPlan, TenantId, Timestamp, UpdateKind,
@@ -86,10 +89,10 @@ fn render(update: &CallUpdate) -> String {
     if let Some(status) = c.status {
         s += &format!(" status={}", status.as_str());
     }
-    if let Some(r) = c.ring_seconds() {
-        if c.status.is_some() {
-            s += &format!(" ring={r}s");
-        }
+    if let Some(r) = c.ring_seconds()
+        && c.status.is_some()
+    {
+        s += &format!(" ring={r}s");
     }
     if let Some(t) = c.talk_seconds() {
         s += &format!(" talk={t}s");
