@@ -105,6 +105,8 @@ fn forward_events(app: tauri::AppHandle, engine: &EngineHandle) {
 
 fn main() {
     tracing_subscriber::fmt()
+        // stderr: tauri-driver discards the stdout of the app it starts.
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

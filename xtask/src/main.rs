@@ -1,0 +1,74 @@
+//! calldesk developer tasks (the "xtask" pattern: plain Rust instead of shell scripts).
+//!
+//! ```text
+//! cargo xtask test   everything CI runs, with all set-up: Debian packages (installed when root),
+//!                    tauri-driver, the UI's npm build/check/test, PostgreSQL for the tests,
+//!                    cargo fmt, clippy, test, then the end-to-end test; prints
+//!                    `xtask: N passed, M failed` last
+//! cargo xtask e2e    only the end-to-end test: the real app under Xvfb, driven over WebDriver
+//! cargo xtask demo   builds the UI and the app, and runs the app in demo mode
+//! cargo xtask pg     starts a throwaway PostgreSQL, prints its DATABASE_URL, stops on Ctrl-C
+//! ```
+//!
+//! Environment: `DATABASE_URL` (use this database for the tests), `XTASK_PG=throwaway` (always
+//! start a throwaway cluster). Modules: `steps` (the `test` pipeline), `pg`, `e2e` with its
+//! `webdriver` client, `demo`, `apt`, and `procs` (commands and guards that stop background
+//! processes on every exit path). The `tidy` test checks the workspace's house rules.
+
+// A command-line tool: printing to stdout is its user interface.
+#![allow(clippy::print_stdout)]
+
+mod apt;
+mod demo;
+mod e2e;
+mod pg;
+mod procs;
+mod steps;
+#[cfg(test)]
+mod tidy;
+mod webdriver;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  test   set up everything and run all checks and tests (what CI runs)
+  e2e    run only the end-to-end test (after `cargo xtask test` set things up)
+  demo   build and run the desktop app in demo mode
+  pg     start a throwaway PostgreSQL and print its DATABASE_URL (Ctrl-C stops it)";
+
+fn main() -> ExitCode {
+    procs::install_interrupt_handler();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str);
+    if args.len() > 1 {
+        eprintln!(
+            "xtask: unexpected arguments: {}\n\n{USAGE}",
+            args[1..].join(" ")
+        );
+        return ExitCode::from(2);
+    }
+    let result = match command {
+        Some("test") => return steps::test_all(),
+        Some("e2e") => return steps::e2e_only(),
+        Some("demo") => demo::run(),
+        Some("pg") => pg::serve().map(|()| ExitCode::SUCCESS),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown command `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("xtask: error: {err:#}");
+        ExitCode::FAILURE
+    })
+}

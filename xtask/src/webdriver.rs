@@ -1,0 +1,192 @@
+//! A tiny W3C WebDriver client over plain HTTP (enough for tauri-driver): sessions, finding
+//! elements by CSS, text, attributes, screenshots. Errors carry WebDriver's `value.error` and
+//! `value.message`, so a failing end-to-end test says what the driver said.
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// The key under which W3C WebDriver returns an element reference.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// An error reported by the WebDriver server (`{"value":{"error":…,"message":…}}`).
+#[derive(Debug)]
+pub struct WebDriverError {
+    pub status: u16,
+    /// The W3C error code, such as `no such element` or `stale element reference`.
+    pub error: String,
+    pub message: String,
+}
+
+impl WebDriverError {
+    /// Errors that mean "the page is changing, look again" while polling.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.error.as_str(),
+            "no such element" | "stale element reference"
+        )
+    }
+}
+
+impl fmt::Display for WebDriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "WebDriver error `{}` (HTTP {}): {}",
+            self.error, self.status, self.message
+        )
+    }
+}
+
+impl std::error::Error for WebDriverError {}
+
+/// Whether `err` is a [`WebDriverError::is_transient`] error.
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<WebDriverError>()
+        .is_some_and(WebDriverError::is_transient)
+}
+
+/// An open WebDriver session; deleted (which closes the app) on drop if not closed before.
+#[derive(Debug)]
+pub struct Session {
+    agent: ureq::Agent,
+    url: String,
+    open: bool,
+}
+
+/// A reference to an element of the current page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element(String);
+
+impl Session {
+    /// `POST /session` on the server at `base` (e.g. `http://127.0.0.1:4444`).
+    pub fn new(base: &str, capabilities: Value) -> Result<Self> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            // Creating a session starts the app; later calls are quick.
+            .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let base = base.trim_end_matches('/');
+        let body = json!({ "capabilities": capabilities });
+        let value = send(&agent, "POST", &format!("{base}/session"), Some(&body))
+            .context("cannot create a WebDriver session")?;
+        let id = value["sessionId"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no sessionId in the new-session response: {value}"))?;
+        Ok(Self {
+            url: format!("{base}/session/{id}"),
+            agent,
+            open: true,
+        })
+    }
+
+    /// All elements matching a CSS selector (empty if none).
+    pub fn find_all(&self, css: &str) -> Result<Vec<Element>> {
+        let body = json!({ "using": "css selector", "value": css });
+        let value = self.post("/elements", &body)?;
+        value
+            .as_array()
+            .ok_or_else(|| anyhow!("find elements `{css}`: expected a list, got {value}"))?
+            .iter()
+            .map(element_from)
+            .collect()
+    }
+
+    /// The first element matching a CSS selector, if any.
+    pub fn find(&self, css: &str) -> Result<Option<Element>> {
+        Ok(self.find_all(css)?.into_iter().next())
+    }
+
+    /// The rendered text of an element.
+    pub fn text(&self, element: &Element) -> Result<String> {
+        let value = self.get(&format!("/element/{}/text", element.0))?;
+        value
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("element text: expected a string, got {value}"))
+    }
+
+    /// An attribute of an element (`None` if it has none).
+    pub fn attribute(&self, element: &Element, name: &str) -> Result<Option<String>> {
+        let value = self.get(&format!("/element/{}/attribute/{name}", element.0))?;
+        Ok(value.as_str().map(str::to_owned))
+    }
+
+    /// A PNG screenshot of the current window.
+    pub fn screenshot(&self) -> Result<Vec<u8>> {
+        let value = self.get("/screenshot")?;
+        let encoded = value
+            .as_str()
+            .ok_or_else(|| anyhow!("screenshot: expected a base64 string, got {value}"))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .context("screenshot: invalid base64")
+    }
+
+    /// `DELETE /session/{id}`: ends the session and closes the app.
+    pub fn close(mut self) -> Result<()> {
+        self.open = false;
+        send(&self.agent, "DELETE", &self.url, None).map(drop)
+    }
+
+    fn get(&self, path: &str) -> Result<Value> {
+        send(&self.agent, "GET", &format!("{}{path}", self.url), None)
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        send(
+            &self.agent,
+            "POST",
+            &format!("{}{path}", self.url),
+            Some(body),
+        )
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = send(&self.agent, "DELETE", &self.url, None);
+        }
+    }
+}
+
+fn element_from(value: &Value) -> Result<Element> {
+    value[ELEMENT_KEY]
+        .as_str()
+        .map(|id| Element(id.to_owned()))
+        .ok_or_else(|| anyhow!("expected an element reference, got {value}"))
+}
+
+/// One request; returns the response's `value`, or a [`WebDriverError`] for error responses.
+fn send(agent: &ureq::Agent, method: &str, url: &str, body: Option<&Value>) -> Result<Value> {
+    let sent = match (method, body) {
+        ("POST", Some(body)) => agent.post(url).send_json(body),
+        ("POST", None) => agent.post(url).send_json(json!({})),
+        ("DELETE", _) => agent.delete(url).call(),
+        _ => agent.get(url).call(),
+    };
+    let mut response = sent.with_context(|| format!("{method} {url}"))?;
+    let status = response.status().as_u16();
+    let mut json: Value = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_json()
+        .with_context(|| format!("{method} {url}: HTTP {status} with a body that is not JSON"))?;
+    let value = json["value"].take();
+    if (200..300).contains(&status) {
+        return Ok(value);
+    }
+    let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
+    Err(anyhow::Error::new(WebDriverError {
+        status,
+        error: text("error"),
+        message: text("message"),
+    })
+    .context(format!("{method} {url}")))
+}
