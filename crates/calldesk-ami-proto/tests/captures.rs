@@ -3,43 +3,36 @@
 // Test-only helpers outside #[test] fns may unwrap: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/minijson.rs"]
-mod minijson;
-
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use bytes::BytesMut;
 use calldesk_ami_proto::{AmiDecoder, Frame, Message};
 use proptest::prelude::*;
 
-fn fixtures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/ami");
-    assert!(
-        dir.join("INDEX.json").is_file(),
-        "AMI fixtures not found at {} (expected /work/shared/fixtures/ami with INDEX.json)",
-        dir.display()
-    );
-    dir
-}
-
 fn captures() -> Vec<(String, Vec<u8>)> {
-    let dir = fixtures_dir();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if let Some(stem) = name.strip_suffix(".rx.raw") {
-            out.push((stem.to_owned(), std::fs::read(&p).unwrap()));
-        }
-    }
-    out.sort();
+    let out: Vec<_> = calldesk_fixtures::ami_captures()
+        .into_iter()
+        .map(|name| {
+            let bytes = calldesk_fixtures::ami_rx(&name);
+            (name, bytes)
+        })
+        .collect();
     assert!(
         out.len() >= 20,
         "expected the full capture set, found {}",
         out.len()
     );
     out
+}
+
+/// `{"Name": count}` objects of INDEX.json as a sorted map.
+fn histogram(entry: &serde_json::Value, key: &str) -> BTreeMap<String, u64> {
+    entry[key]
+        .as_object()
+        .unwrap_or_else(|| panic!("INDEX.json entry has no `{key}` object"))
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
 }
 
 fn decode_all(dec: &mut AmiDecoder, data: &[u8]) -> Vec<Frame> {
@@ -86,9 +79,8 @@ fn summary(frames: &[Frame]) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
 
 #[test]
 fn every_capture_matches_index_counts_and_histograms() {
-    let dir = fixtures_dir();
-    let index = minijson::parse(&std::fs::read_to_string(dir.join("INDEX.json")).unwrap());
-    let index = index.as_obj().unwrap();
+    let index: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&calldesk_fixtures::ami_file("INDEX.json")).unwrap();
     let caps = captures();
     assert_eq!(
         caps.len(),
@@ -112,7 +104,7 @@ fn every_capture_matches_index_counts_and_histograms() {
                 other => panic!("{name}: unexpected frame {other:?}"),
             })
             .collect();
-        let want = entry.get("messages").and_then(|v| v.as_u64()).unwrap();
+        let want = entry["messages"].as_u64().unwrap();
         assert_eq!(msgs.len() as u64, want, "{name}: message count");
         let mut hist: BTreeMap<String, u64> = BTreeMap::new();
         let mut resp: BTreeMap<String, u64> = BTreeMap::new();
@@ -129,28 +121,18 @@ fn every_capture_matches_index_counts_and_histograms() {
                 m.raw()
             );
         }
-        let want_hist: BTreeMap<String, u64> = entry
-            .get("events")
-            .and_then(|v| v.as_obj())
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-            .collect();
-        assert_eq!(hist, want_hist, "{name}: event histogram");
-        let want_resp: BTreeMap<String, u64> = entry
-            .get("responses")
-            .and_then(|v| v.as_obj())
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-            .collect();
-        assert_eq!(resp, want_resp, "{name}: response histogram");
+        assert_eq!(hist, histogram(entry, "events"), "{name}: event histogram");
+        assert_eq!(
+            resp,
+            histogram(entry, "responses"),
+            "{name}: response histogram"
+        );
     }
 }
 
 #[test]
 fn park_successful_bare_lf_is_one_message() {
-    let data = std::fs::read(fixtures_dir().join("f2_park_retrieve.rx.raw")).unwrap();
+    let data = calldesk_fixtures::ami_rx("f2_park_retrieve");
     let frames = decode_all(&mut AmiDecoder::new(), &data);
     let park = frames
         .iter()

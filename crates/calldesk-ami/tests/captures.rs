@@ -3,27 +3,15 @@
 // Test helpers may panic on bad fixtures: that is a failed test, not a crash.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-
 use bytes::BytesMut;
 use calldesk_ami::AsteriskTracker;
 use calldesk_ami_proto::{AmiDecoder, Frame};
 use calldesk_calls::{CallBook, Direction, NumberPlan, TenantId, Timestamp, UpdateKind};
 
-fn fixtures() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/ami");
-    assert!(
-        dir.is_dir(),
-        "AMI captures not found at {}: the repository expects shared/ beside it",
-        dir.display()
-    );
-    dir
-}
-
 /// Replays a capture through decoder → tracker → call book; returns the ended calls as JSON in
 /// the shape of `expected/*.json` (the fields this tracker covers).
 fn replay(name: &str) -> Vec<serde_json::Value> {
-    let bytes = std::fs::read(fixtures().join(format!("{name}.rx.raw"))).unwrap();
+    let bytes = calldesk_fixtures::ami_rx(name);
     let mut buf = BytesMut::from(&bytes[..]);
     let mut decoder = AmiDecoder::new();
     let mut tracker = AsteriskTracker::new(NumberPlan::new("RU").unwrap());
@@ -56,8 +44,8 @@ fn replay(name: &str) -> Vec<serde_json::Value> {
 }
 
 fn expected(name: &str) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(fixtures().join(format!("expected/{name}.json"))).unwrap();
-    let all: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let text = calldesk_fixtures::ami_file(&format!("expected/{name}.json"));
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&text).unwrap();
     all.into_iter()
         .map(|c| {
             serde_json::json!({

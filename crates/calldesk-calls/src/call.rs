@@ -32,6 +32,24 @@ pub enum Direction {
     Internal,
 }
 
+impl Direction {
+    /// The stable snake_case name used on the wire and in the databases.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Parses [`Direction::as_str`]'s names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Inbound, Self::Outbound, Self::Internal]
+            .into_iter()
+            .find(|d| d.as_str() == name)
+    }
+}
+
 /// The final word on a call, decided when it ends.
 ///
 /// Rules (the same for every PBX): a call someone answered is `Answered`; otherwise `Busy` when
@@ -59,6 +77,20 @@ impl CallStatus {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
         }
+    }
+
+    /// Parses [`CallStatus::as_str`]'s names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Answered,
+            Self::Missed,
+            Self::NoAnswer,
+            Self::Busy,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
     }
 }
 
@@ -151,4 +183,30 @@ pub enum CallEventKind {
         cause: Option<HangupCause>,
         status: Option<CallStatus>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_refused() {
+        for d in [Direction::Inbound, Direction::Outbound, Direction::Internal] {
+            assert_eq!(Direction::from_name(d.as_str()), Some(d));
+        }
+        let all = [
+            CallStatus::Answered,
+            CallStatus::Missed,
+            CallStatus::NoAnswer,
+            CallStatus::Busy,
+            CallStatus::Failed,
+            CallStatus::Cancelled,
+        ];
+        for s in all {
+            assert_eq!(CallStatus::from_name(s.as_str()), Some(s));
+        }
+        assert_eq!(CallStatus::NoAnswer.as_str(), "no_answer");
+        assert_eq!(CallStatus::from_name("Answered"), None);
+        assert_eq!(Direction::from_name(""), None);
+    }
 }

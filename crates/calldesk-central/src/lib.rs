@@ -9,7 +9,7 @@
 //! Tested with `#[sqlx::test]` against a real PostgreSQL (`DATABASE_URL`, provided by
 //! `cargo xtask test`): each test gets its own fresh database with the migrations applied.
 
-use calldesk_calls::{Call, Direction, TenantId};
+use calldesk_calls::{Call, TenantId};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -101,11 +101,7 @@ impl CentralStore {
         )
         .bind(call.tenant.as_str())
         .bind(call.id.as_str())
-        .bind(match call.direction {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-            Direction::Internal => "internal",
-        })
+        .bind(call.direction.as_str())
         .bind(&call.from.raw)
         .bind(call.from.number.as_ref().map(|n| n.e164()))
         .bind(&call.to.raw)

@@ -288,6 +288,58 @@ fn cdr(s: &mut Script, c: Cdr<'_>) -> Result<(), EncodeError> {
     )
 }
 
+/// The two kinds of Cdr a trunk leg gets: one for its `Dial` to the agent, and one for its own
+/// `Hangup(cause)` after a failed Dial.
+struct TrunkCdrs<'a> {
+    t: &'a Chan,
+    agent: &'a str,
+    dial_data: &'a str,
+    did: &'a str,
+}
+
+impl TrunkCdrs<'_> {
+    fn dial(
+        &self,
+        s: &mut Script,
+        (start, answer, end): (u64, Option<u64>, u64),
+        disposition: &str,
+    ) -> Result<(), EncodeError> {
+        let c = Cdr {
+            t: self.t,
+            dest_channel: self.agent,
+            last_app: "Dial",
+            last_data: self.dial_data,
+            start,
+            answer,
+            end,
+            disposition,
+            did: self.did,
+        };
+        cdr(s, c)
+    }
+
+    fn hangup(
+        &self,
+        s: &mut Script,
+        cause: &str,
+        at: u64,
+        disposition: &str,
+    ) -> Result<(), EncodeError> {
+        let c = Cdr {
+            t: self.t,
+            dest_channel: "",
+            last_app: "Hangup",
+            last_data: cause,
+            start: at,
+            answer: None,
+            end: at,
+            disposition,
+            did: self.did,
+        };
+        cdr(s, c)
+    }
+}
+
 /// Civil date/time (UTC) of a Unix timestamp: (year, month, day, hour, minute, second).
 pub fn civil(epoch: u64) -> (i64, u32, u32, u32, u32, u32) {
     let days = (epoch / 86_400) as i64;
@@ -556,20 +608,13 @@ pub fn render(
             s.bridge("BridgeLeave", &b, 0, Some(&a))?;
             s.bridge("BridgeDestroy", &b, 0, None)?;
             s.hangup_ev("Hangup", &t, "16", Some("Normal Clearing"))?;
-            cdr(
-                &mut s,
-                Cdr {
-                    t: &t,
-                    dest_channel: &a_name,
-                    last_app: "Dial",
-                    last_data: &dial_app_data,
-                    start: epoch,
-                    answer: Some(answer_epoch),
-                    end: end_epoch,
-                    disposition: "ANSWERED",
-                    did: &did,
-                },
-            )?;
+            let cdrs = TrunkCdrs {
+                t: &t,
+                agent: &a_name,
+                dial_data: &dial_app_data,
+                did: &did,
+            };
+            cdrs.dial(&mut s, (epoch, Some(answer_epoch), end_epoch), "ANSWERED")?;
             s.devstate(&dev_ext, "NOT_INUSE")?;
             s.hangup_ev("Hangup", &a, "16", Some("Normal Clearing"))?;
         }
@@ -588,35 +633,14 @@ pub fn render(
             s.newexten(&t, "Hangup", "19")?;
             s.hangup_ev("SoftHangupRequest", &t, "16", None)?;
             s.devstate(&dev_ext, "NOT_INUSE")?;
-            let a_name = a.name.clone();
-            cdr(
-                &mut s,
-                Cdr {
-                    t: &t,
-                    dest_channel: &a_name,
-                    last_app: "Dial",
-                    last_data: &dial_app_data,
-                    start: epoch,
-                    answer: None,
-                    end: end_epoch,
-                    disposition: "NO ANSWER",
-                    did: &did,
-                },
-            )?;
-            cdr(
-                &mut s,
-                Cdr {
-                    t: &t,
-                    dest_channel: "",
-                    last_app: "Hangup",
-                    last_data: "19",
-                    start: end_epoch,
-                    answer: None,
-                    end: end_epoch,
-                    disposition: "NO ANSWER",
-                    did: &did,
-                },
-            )?;
+            let cdrs = TrunkCdrs {
+                t: &t,
+                agent: &a.name,
+                dial_data: &dial_app_data,
+                did: &did,
+            };
+            cdrs.dial(&mut s, (epoch, None, end_epoch), "NO ANSWER")?;
+            cdrs.hangup(&mut s, "19", end_epoch, "NO ANSWER")?;
             s.devstate(dev_trunk, "NOT_INUSE")?;
             s.hangup_ev("Hangup", &t, "19", Some("User alerting, no answer"))?;
         }
@@ -633,37 +657,16 @@ pub fn render(
             t.priority = 14;
             s.newexten(&t, "Hangup", "17")?;
             s.hangup_ev("SoftHangupRequest", &t, "16", None)?;
-            let a_name = a.name.clone();
-            cdr(
-                &mut s,
-                Cdr {
-                    t: &t,
-                    dest_channel: &a_name,
-                    last_app: "Dial",
-                    last_data: &dial_app_data,
-                    start: epoch,
-                    answer: None,
-                    end: end_epoch,
-                    disposition: "BUSY",
-                    did: &did,
-                },
-            )?;
+            let cdrs = TrunkCdrs {
+                t: &t,
+                agent: &a.name,
+                dial_data: &dial_app_data,
+                did: &did,
+            };
+            cdrs.dial(&mut s, (epoch, None, end_epoch), "BUSY")?;
             s.devstate(dev_trunk, "NOT_INUSE")?;
             s.hangup_ev("Hangup", &t, "17", Some("User busy"))?;
-            cdr(
-                &mut s,
-                Cdr {
-                    t: &t,
-                    dest_channel: "",
-                    last_app: "Hangup",
-                    last_data: "17",
-                    start: end_epoch,
-                    answer: None,
-                    end: end_epoch,
-                    disposition: "BUSY",
-                    did: &did,
-                },
-            )?;
+            cdrs.hangup(&mut s, "17", end_epoch, "BUSY")?;
         }
     }
     Ok(s.out)

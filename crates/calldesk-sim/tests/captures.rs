@@ -7,7 +7,6 @@
 // Test-only helpers outside #[test] fns may unwrap: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -65,16 +64,6 @@ const KEY_VALUES: &[&str] = &[
 
 type Ev = Vec<(String, String)>;
 
-fn fixtures() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/ami");
-    assert!(
-        dir.is_dir(),
-        "AMI fixtures not found at {} (expected /work/shared/fixtures/ami)",
-        dir.display()
-    );
-    dir
-}
-
 fn relevant(ev: &Ev) -> bool {
     let name = &ev[0].1;
     if !KEEP.contains(&name.as_str()) {
@@ -87,7 +76,7 @@ fn relevant(ev: &Ev) -> bool {
 }
 
 fn capture_events(name: &str) -> Vec<Ev> {
-    let data = std::fs::read(fixtures().join(format!("{name}.rx.raw"))).unwrap();
+    let data = calldesk_fixtures::ami_rx(name);
     let mut buf = BytesMut::from(&data[..]);
     let mut dec = AmiDecoder::new();
     let mut out = Vec::new();

@@ -13,8 +13,8 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use calldesk_calls::Call;
-use calldesk_wire::{CallStateView, CallStatusView, CallView, DirectionView, PartyView};
+use calldesk_calls::{Call, CallStatus, Direction};
+use calldesk_wire::{CallStateView, CallView, PartyView};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, sqlite::SqliteRow};
 
@@ -26,6 +26,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("call history database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("the call history database holds an unknown {column} `{value}`; the file is damaged")]
+    Corrupt { column: String, value: String },
     #[error("call {0} is still live; only ended calls are stored")]
     NotEnded(String),
 }
@@ -61,7 +63,7 @@ impl LocalStore {
     /// Stores an ended call; storing the same call again replaces it (idempotent).
     pub async fn save_ended_call(&self, call: &Call) -> Result<(), StoreError> {
         let view = CallView::from(call);
-        let status = match view.status {
+        let status = match call.status {
             Some(s) if view.state == CallStateView::Ended => s,
             _ => return Err(StoreError::NotEnded(view.id)),
         };
@@ -72,7 +74,7 @@ impl LocalStore {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&view.id)
-        .bind(direction_str(view.direction))
+        .bind(call.direction.as_str())
         .bind(&view.from.raw)
         .bind(&view.from.e164)
         .bind(&view.from.display)
@@ -80,7 +82,7 @@ impl LocalStore {
         .bind(&view.to.raw)
         .bind(&view.to.e164)
         .bind(&view.to.display)
-        .bind(status_str(status))
+        .bind(status.as_str())
         .bind(&view.operator)
         .bind(view.started_at)
         .bind(view.answered_at)
@@ -107,43 +109,20 @@ impl LocalStore {
     }
 }
 
-fn direction_str(d: DirectionView) -> &'static str {
-    match d {
-        DirectionView::Inbound => "inbound",
-        DirectionView::Outbound => "outbound",
-        DirectionView::Internal => "internal",
-    }
-}
-
-fn status_str(s: CallStatusView) -> &'static str {
-    match s {
-        CallStatusView::Answered => "answered",
-        CallStatusView::Missed => "missed",
-        CallStatusView::NoAnswer => "no_answer",
-        CallStatusView::Busy => "busy",
-        CallStatusView::Failed => "failed",
-        CallStatusView::Cancelled => "cancelled",
-    }
-}
-
 fn row_to_view(row: &SqliteRow) -> Result<CallView, StoreError> {
-    let direction = match row.try_get::<String, _>("direction")?.as_str() {
-        "outbound" => DirectionView::Outbound,
-        "internal" => DirectionView::Internal,
-        _ => DirectionView::Inbound,
+    // The CHECK constraints allow only these names; anything else is a damaged file.
+    let corrupt = |column: &str, value: String| StoreError::Corrupt {
+        column: column.to_owned(),
+        value,
     };
-    // The CHECK constraint guarantees one of these; anything else would be a corrupt file.
-    let status = match row.try_get::<String, _>("status")?.as_str() {
-        "answered" => CallStatusView::Answered,
-        "missed" => CallStatusView::Missed,
-        "no_answer" => CallStatusView::NoAnswer,
-        "busy" => CallStatusView::Busy,
-        "failed" => CallStatusView::Failed,
-        _ => CallStatusView::Cancelled,
-    };
+    let direction: String = row.try_get("direction")?;
+    let direction =
+        Direction::from_name(&direction).ok_or_else(|| corrupt("direction", direction))?;
+    let status: String = row.try_get("status")?;
+    let status = CallStatus::from_name(&status).ok_or_else(|| corrupt("status", status))?;
     Ok(CallView {
         id: row.try_get("id")?,
-        direction,
+        direction: direction.into(),
         from: PartyView {
             raw: row.try_get("from_raw")?,
             e164: row.try_get("from_e164")?,
@@ -157,7 +136,7 @@ fn row_to_view(row: &SqliteRow) -> Result<CallView, StoreError> {
             name: None,
         },
         state: CallStateView::Ended,
-        status: Some(status),
+        status: Some(status.into()),
         operator: row.try_get("operator")?,
         started_at: row.try_get("started_at")?,
         answered_at: row.try_get("answered_at")?,
@@ -234,7 +213,10 @@ mod tests {
         assert_eq!(recent[0], CallView::from(&second));
         assert_eq!(recent[1], CallView::from(&first));
         assert_eq!(recent[1].from.name.as_deref(), Some("Иван Петров"));
-        assert_eq!(recent[0].status, Some(CallStatusView::Missed));
+        assert_eq!(
+            recent[0].status,
+            Some(calldesk_wire::CallStatusView::Missed)
+        );
         assert_eq!(store.recent_calls(1).await.unwrap().len(), 1);
         let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&store.pool)

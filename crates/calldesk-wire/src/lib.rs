@@ -122,15 +122,21 @@ impl From<CallStatus> for CallStatusView {
     }
 }
 
+impl From<Direction> for DirectionView {
+    fn from(d: Direction) -> Self {
+        match d {
+            Direction::Inbound => Self::Inbound,
+            Direction::Outbound => Self::Outbound,
+            Direction::Internal => Self::Internal,
+        }
+    }
+}
+
 impl From<&Call> for CallView {
     fn from(c: &Call) -> Self {
         Self {
             id: c.id.to_string(),
-            direction: match c.direction {
-                Direction::Inbound => DirectionView::Inbound,
-                Direction::Outbound => DirectionView::Outbound,
-                Direction::Internal => DirectionView::Internal,
-            },
+            direction: c.direction.into(),
             from: (&c.from).into(),
             to: (&c.to).into(),
             // A call still in setup (IVR, queue) is shown as ringing: the customer is waiting.
