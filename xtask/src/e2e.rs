@@ -188,15 +188,37 @@ fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str
     )
     .context("screenshot of the Xvfb screen with ImageMagick `import` failed")?;
 
+    let russian = switch_to_russian(session, out_dir)?;
+
     println!(
         "session start -> call pop showing {expected}: {:.2} s",
         to_pop.as_secs_f64()
     );
     println!("screenshots:");
-    for path in [&call_pop, &window, &screen] {
+    for path in [&call_pop, &window, &screen, &russian] {
         println!("    {}", path.display());
     }
     Ok(())
+}
+
+/// Clicks the RU switch and waits for the status bar to speak Russian; returns the screenshot.
+fn switch_to_russian(session: &Session, out_dir: &Path) -> Result<PathBuf> {
+    let ru = session
+        .find(r#"[data-testid="lang-ru"]"#)?
+        .context("the status bar has no RU language switch ([data-testid=\"lang-ru\"])")?;
+    session.click(&ru)?;
+    poll(
+        "the status bar to read \"Подключено\" after switching to RU",
+        || {
+            let Some(status) = session.find(r#"[data-testid="connection-status"]"#)? else {
+                return Ok(None);
+            };
+            Ok(session.text(&status)?.contains("Подключено").then_some(()))
+        },
+    )?;
+    let path = out_dir.join("demo-window-ru.png");
+    write(&path, &session.screenshot()?)?;
+    Ok(path)
 }
 
 fn final_status(session: &Session, row: &Element) -> Result<Option<String>> {

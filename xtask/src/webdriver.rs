@@ -116,6 +116,12 @@ impl Session {
         Ok(value.as_str().map(str::to_owned))
     }
 
+    /// Clicks an element (scrolling it into view first, as WebDriver does).
+    pub fn click(&self, element: &Element) -> Result<()> {
+        self.post(&format!("/element/{}/click", element.0), &json!({}))
+            .map(drop)
+    }
+
     /// A PNG screenshot of the current window.
     pub fn screenshot(&self) -> Result<Vec<u8>> {
         let value = self.get("/screenshot")?;
