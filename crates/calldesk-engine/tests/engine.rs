@@ -131,3 +131,98 @@ fn every_demo_caller_is_a_valid_number() {
         "demo callers that are not valid numbers: {bad:?}"
     );
 }
+
+/// Waits for the next connection status in `state`.
+async fn wait_for_state(
+    events: &mut tokio::sync::broadcast::Receiver<EngineEvent>,
+    state: ConnectionState,
+) -> calldesk_wire::ConnectionStatus {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let EngineEvent::ConnectionChanged(s) = events.recv().await.unwrap()
+                && s.state == state
+            {
+                return s;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {state:?} status within 15 s"))
+}
+
+/// Starts a simulator on `addr`; dropping the returned sender stops it and closes its sessions.
+async fn start_sim(
+    addr: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    calldesk_sim::ami::AmiSimHandle,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let sim = calldesk_sim::ami::AmiSimulator::bind(addr, Default::default())
+        .await
+        .unwrap();
+    let (addr, handle) = (sim.local_addr(), sim.handle());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sim.run(async move {
+        let _ = stopped.await;
+    }));
+    (addr, handle, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_by_itself_when_the_pbx_comes_back() {
+    let (addr, _, stop) = start_sim("127.0.0.1:0".parse().unwrap()).await;
+    let dir = temp_dir("restart");
+    let defaults = calldesk_sim::ami::AmiSimConfig::default();
+    let engine = Engine::start(EngineConfig {
+        profile: ProfileConfig::Direct {
+            addr: addr.to_string(),
+            credentials: calldesk_ami::AmiCredentials {
+                username: defaults.username,
+                secret: defaults.secret,
+            },
+        },
+        data_dir: dir.clone(),
+        region: "RU".into(),
+    })
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    if engine.connection_status().state != ConnectionState::Connected {
+        wait_for_state(&mut events, ConnectionState::Connected).await;
+    }
+
+    // The PBX goes away: the engine says so and keeps serving the UI.
+    drop(stop);
+    let lost = wait_for_state(&mut events, ConnectionState::Reconnecting).await;
+    assert!(lost.detail.is_some(), "a lost connection must say why");
+    assert!(engine.calls_snapshot().await.is_ok());
+
+    // It comes back on the same address: the engine reconnects without being asked, and calls
+    // flow again.
+    let (_, handle, _stop) = start_sim(addr).await;
+    wait_for_state(&mut events, ConnectionState::Connected).await;
+    handle.play(calldesk_sim::ami::ScenarioCall {
+        kind: calldesk_sim::ami::ScenarioKind::InboundMissed,
+        caller: "+78123889002".into(),
+        did: "101".into(),
+        extension: "101".into(),
+        ring: Duration::from_millis(100),
+        talk: Duration::ZERO,
+    });
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let EngineEvent::CallUpdated(call) = events.recv().await.unwrap()
+                && call.state == CallStateView::Ended
+            {
+                return call;
+            }
+        }
+    })
+    .await
+    .expect("a call after the reconnect should be tracked");
+    assert_eq!(ended.from.display, "+7 812 388-90-02");
+    assert_eq!(ended.status, Some(calldesk_wire::CallStatusView::Missed));
+    engine.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
