@@ -49,9 +49,12 @@ describe('App', () => {
     expect(screen.getByTestId('profile').textContent?.trim()).toBe('Demo');
   });
 
-  it('ringing → pop; answered → pop gone, row talking; ended missed → "Missed" / "Пропущенный"', async () => {
-    const { backend } = setup();
+  it('ringing → pop; answered → pop gone, row talking; ended missed → "Missed" / "Пропущен"', async () => {
+    const { backend, container } = setup();
     await settle();
+    // The live region exists (empty) before the first call, so its change is announced.
+    const live = container.querySelector('[aria-live="assertive"]');
+    expect(live?.textContent).toBe('');
 
     const ringing = makeCall({
       id: 'call-1',
@@ -68,6 +71,8 @@ describe('App', () => {
     expect(within(pop).getByTestId('call-pop-target').textContent?.trim()).toBe('Ringing extension 104');
     expect(within(pop).getByTestId('call-pop-timer').textContent).toBe('0:12');
     expect(screen.queryByTestId('call-pop-more')).toBeNull();
+    expect(container.querySelector('[aria-live="assertive"]')).toBe(live);
+    expect(live?.textContent).toBe('Incoming call from +7 (495) 123-45-67, Unknown caller');
     expect(rowOf('call-1').dataset.status).toBe('ringing');
     expect(screen.queryByTestId('calls-empty')).toBeNull();
 
@@ -75,6 +80,7 @@ describe('App', () => {
     backend.emitCall(talking);
     await tick();
     expect(screen.queryByTestId('call-pop')).toBeNull();
+    expect(live?.textContent).toBe('');
     const row = rowOf('call-1');
     expect(row.dataset.status).toBe('talking');
     expect(within(row).getByTestId('call-status').textContent).toBe('Talking');
@@ -89,7 +95,7 @@ describe('App', () => {
     expect(screen.getAllByTestId('call-row')).toHaveLength(1);
 
     await fireEvent.click(screen.getByTestId('lang-ru'));
-    expect(within(rowOf('call-1')).getByTestId('call-status').textContent).toBe('Пропущенный');
+    expect(within(rowOf('call-1')).getByTestId('call-status').textContent).toBe('Пропущен');
     expect(screen.getByTestId('lang-ru').getAttribute('aria-pressed')).toBe('true');
     expect(localStorage.getItem('calldesk.lang')).toBe('ru');
     expect(document.documentElement.lang).toBe('ru');
@@ -113,10 +119,14 @@ describe('App', () => {
     await tick();
     expect(screen.getByTestId('call-pop-number').textContent).toBe('+7 900 000-00-02');
     expect(screen.getByTestId('call-pop-name').textContent?.trim()).toBe('Caller 2');
-    expect(screen.getByTestId('call-pop-more').textContent).toBe('+2 звонка');
+    expect(screen.getByTestId('call-pop-more').textContent).toBe('Ещё 2 звонка');
+
+    const announced = document.querySelector('[aria-live="assertive"]');
+    expect(announced?.textContent).toBe('Входящий звонок с номера +7 900 000-00-02, Caller 2');
 
     await fireEvent.click(screen.getByTestId('lang-en'));
     expect(screen.getByTestId('call-pop-more').textContent).toBe('+2 more ringing');
+    expect(announced?.textContent).toBe('Incoming call from +7 900 000-00-02, Caller 2');
 
     backend.emitCall(answered(makeCall({ id: 'r2', startedAt: NOW - 8_000 }), NOW));
     await tick();
@@ -132,10 +142,40 @@ describe('App', () => {
     setup(new MemoryBackend([a, live, b]));
     await settle();
     expect(screen.getAllByTestId('call-row').map((r) => r.dataset.callId)).toEqual(['live', 'newer', 'old']);
-    expect(within(rowOf('newer')).getByTestId('call-status').textContent).toBe('Отвеченный');
+    expect(within(rowOf('newer')).getByTestId('call-status').textContent).toBe('Отвечен');
     expect(within(rowOf('old')).getByTestId('call-status').textContent).toBe('Занято');
     expect(rowOf('newer').textContent).toContain('1:30'); // talk time 90 s
     expect(screen.getByTestId('connection-status').textContent).toContain('Подключено');
+  });
+
+  it('language buttons name their language in itself; the list is keyboard-scrollable', async () => {
+    setup();
+    await settle();
+    const buttons = screen.getAllByRole('button');
+    expect(buttons.map((b) => [b.dataset.testid, b.lang, b.getAttribute('aria-label')])).toEqual([
+      ['lang-ru', 'ru', 'Русский'],
+      ['lang-en', 'en', 'English'],
+    ]);
+    expect(screen.getByTestId('calls-list').tabIndex).toBe(0);
+  });
+
+  it('when subscribing fails, tries again after 1 s', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    try {
+      const backend = new MemoryBackend([makeCall({ id: 'a', startedAt: NOW - 3000 })]);
+      const subscribe = backend.onCallUpdated.bind(backend);
+      backend.onCallUpdated = vi.fn().mockRejectedValueOnce({ code: 'ipc', message: 'IPC not ready' }).mockImplementation(subscribe);
+      setup(backend);
+      await settle();
+      expect(screen.getByTestId('connection-detail').textContent).toBe('IPC not ready');
+      expect(screen.queryByTestId('call-pop')).toBeNull();
+      await vi.advanceTimersByTimeAsync(1000);
+      await settle();
+      expect(screen.getByTestId('call-pop')).toBeTruthy();
+      expect(screen.queryByTestId('connection-detail')).toBeNull();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('shows a backend error message in the status bar', async () => {

@@ -2,22 +2,23 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 import { toBackendError, type Backend, type CallView, type ConnectionStatus } from './backend';
 
+/** Runs a Tauri command; a rejection becomes a BackendError. */
+async function call<T>(cmd: string): Promise<T> {
+  try {
+    return await invoke<T>(cmd);
+  } catch (e) {
+    throw toBackendError(e);
+  }
+}
+
 /** Backend of the desktop app: Tauri commands and events. */
 export class TauriBackend implements Backend {
-  async callsSnapshot(): Promise<CallView[]> {
-    try {
-      return await invoke<CallView[]>('calls_snapshot');
-    } catch (e) {
-      throw toBackendError(e);
-    }
+  callsSnapshot(): Promise<CallView[]> {
+    return call('calls_snapshot');
   }
 
-  async connectionStatus(): Promise<ConnectionStatus> {
-    try {
-      return await invoke<ConnectionStatus>('connection_status');
-    } catch (e) {
-      throw toBackendError(e);
-    }
+  connectionStatus(): Promise<ConnectionStatus> {
+    return call('connection_status');
   }
 
   onCallUpdated(cb: (call: CallView) => void): Promise<() => void> {

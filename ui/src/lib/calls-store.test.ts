@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { CallsStore, RECENT_CAP, ringSecondsOf, talkSecondsOf } from './calls-store';
+import type { CallView } from './backend';
 import { T0, answered, ended, makeCall, party } from './testing';
 
 const ids = (cs: { id: string }[]) => cs.map((c) => c.id);
@@ -63,11 +64,34 @@ describe('CallsStore: snapshot then updates', () => {
     expect(s.get('a')?.from.name).toBe('ООО Ромашка');
   });
 
-  it('keeps calls missing from a later snapshot', () => {
+  it('a later snapshot keeps ended calls it lacks but drops live ones (their end was missed)', () => {
     const s = new CallsStore();
     s.applyUpdate(ended(makeCall({ id: 'x' }), 'missed', T0 + 1000));
-    s.applySnapshot([makeCall({ id: 'y' })], s.mark());
-    expect(s.size).toBe(2);
+    s.applyUpdate(makeCall({ id: 'stale', startedAt: T0 + 2000 }));
+    expect(s.popCandidate()?.call.id).toBe('stale');
+    expect(s.applySnapshot([makeCall({ id: 'y' })], s.mark())).toBe(true);
+    expect(s.get('x')?.state).toBe('ended');
+    expect(s.get('stale')).toBeUndefined();
+    expect(ids(s.live())).toEqual(['y']);
+    expect(s.popCandidate()?.call.id).toBe('y');
+  });
+
+  it('a live call updated after the mark survives a snapshot that lacks it', () => {
+    const s = new CallsStore();
+    s.applyUpdate(makeCall({ id: 'old' }));
+    const mark = s.mark();
+    // While the snapshot is in flight: a new call starts, and the old one is answered.
+    s.applyUpdate(makeCall({ id: 'new' }));
+    s.applyUpdate(answered(makeCall({ id: 'old' }), T0 + 3000));
+    expect(s.applySnapshot([], mark)).toBe(false);
+    expect(ids(s.live()).sort()).toEqual(['new', 'old']);
+  });
+
+  it('a snapshot without a mark drops nothing', () => {
+    const s = new CallsStore();
+    s.applyUpdate(makeCall({ id: 'a' }));
+    expect(s.applySnapshot([])).toBe(false);
+    expect(s.size).toBe(1);
   });
 });
 
@@ -88,6 +112,14 @@ describe('CallsStore: duplicates, out-of-order, ended is final', () => {
     s.applySnapshot([e, e]);
     expect(listener).toHaveBeenCalledTimes(2);
     expect(s.size).toBe(1);
+  });
+
+  it('any differing field is a change, even one this store does not know about', () => {
+    const s = new CallsStore();
+    const a = makeCall({ id: 'a' });
+    s.applyUpdate(a);
+    expect(s.applyUpdate({ ...a, from: { ...a.from, name: 'ООО Ромашка' } })).toBe(true);
+    expect(s.applyUpdate({ ...a, queue: 'sales' } as CallView)).toBe(true);
   });
 
   it('a late ringing after talking is ignored (out of order)', () => {
@@ -164,15 +196,14 @@ describe('CallsStore: pop selection', () => {
 });
 
 describe('CallsStore: recent cap', () => {
-  it('defaults to 200', () => {
-    expect(RECENT_CAP).toBe(200);
+  it('keeps RECENT_CAP ended calls by default', () => {
     const s = new CallsStore();
-    for (let i = 0; i < 205; i++) {
+    for (let i = 0; i < RECENT_CAP + 5; i++) {
       s.applyUpdate(ended(makeCall({ id: `c${i}`, startedAt: T0 + i * 1000 }), 'answered', T0 + i * 1000 + 500));
     }
-    expect(s.recent()).toHaveLength(200);
-    expect(s.recent()[0]?.id).toBe('c204');
-    expect(s.recent()[199]?.id).toBe('c5');
+    expect(s.recent()).toHaveLength(RECENT_CAP);
+    expect(s.recent()[0]?.id).toBe(`c${RECENT_CAP + 4}`);
+    expect(s.recent()[RECENT_CAP - 1]?.id).toBe('c5');
   });
 
   it('drops the oldest ended calls, never live ones, and does not resurrect dropped ids', () => {

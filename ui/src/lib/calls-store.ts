@@ -22,7 +22,7 @@ export interface CallsView {
   pop: PopCandidate | null;
   /** Ringing / talking, newest first. */
   live: CallView[];
-  /** Ended, newest end first, at most `recentCap`. */
+  /** Ended, newest end first, at most `recentCap` (see `prune`). */
   recent: CallView[];
 }
 
@@ -39,7 +39,8 @@ export interface CallsStoreOptions {
  * - a call's state only moves forward: ringing → talking → ended; `ended` is final;
  * - updates are idempotent: re-applying an identical call changes nothing (no notification);
  * - a snapshot does not override what an event wrote after the snapshot was requested
- *   (see `mark()`), unless the snapshot is further along (e.g. ended vs talking).
+ *   (see `mark()`), unless the snapshot is further along (e.g. ended vs talking);
+ * - a live call missing from a snapshot is dropped unless an event wrote it after the mark.
  */
 export class CallsStore {
   private readonly entries = new Map<string, Entry>();
@@ -74,12 +75,22 @@ export class CallsStore {
   /**
    * Applies a snapshot (live + recent). `mark` is the value of `mark()` taken before
    * the snapshot was requested; default 0 = every event already applied is at least
-   * as new as the snapshot. Calls absent from the snapshot are kept.
+   * as new as the snapshot. Ended calls absent from the snapshot are kept; live ones
+   * absent from it and not updated after the mark are dropped (their `ended` event
+   * was lost, e.g. during a disconnect, so they would otherwise ring forever).
    */
   applySnapshot(calls: readonly CallView[], mark = 0): boolean {
     let changed = false;
+    const present = new Set<string>();
     for (const c of calls) {
       if (this.merge(c, mark)) changed = true;
+      present.add(c.id);
+    }
+    for (const [id, e] of this.entries) {
+      if (e.call.state !== 'ended' && e.seq <= mark && !present.has(id)) {
+        this.entries.delete(id);
+        changed = true;
+      }
     }
     if (changed) this.changed();
     return changed;
@@ -136,7 +147,7 @@ export class CallsStore {
       if (now === was) {
         // Same state: a snapshot loses against events written after its mark.
         if (fromSnapshot && existing.seq > snapshotMark) return false;
-        if (sameCall(existing.call, incoming)) return false;
+        if (deepEqual(existing.call, incoming)) return false;
       }
     }
     this.seq += 1;
@@ -176,7 +187,7 @@ export class CallsStore {
     return {
       pop: top ? { call: top.call, others: ringing.length - 1 } : null,
       live: live.map((e) => e.call),
-      recent: ended.slice(0, this.recentCap),
+      recent: ended,
     };
   }
 
@@ -198,25 +209,17 @@ function freeze(c: CallView): CallView {
   return Object.freeze({ ...c, from: Object.freeze({ ...c.from }), to: Object.freeze({ ...c.to }) });
 }
 
-function sameCall(a: CallView, b: CallView): boolean {
-  return (
-    a.direction === b.direction &&
-    a.state === b.state &&
-    a.status === b.status &&
-    a.operator === b.operator &&
-    a.startedAt === b.startedAt &&
-    a.answeredAt === b.answeredAt &&
-    a.endedAt === b.endedAt &&
-    a.ringSeconds === b.ringSeconds &&
-    a.talkSeconds === b.talkSeconds &&
-    a.hangupCause === b.hangupCause &&
-    sameParty(a.from, b.from) &&
-    sameParty(a.to, b.to)
-  );
-}
-
-function sameParty(a: CallView['from'], b: CallView['from']): boolean {
-  return a.raw === b.raw && a.e164 === b.e164 && a.display === b.display && a.name === b.name;
+/**
+ * Structural equality of JSON-like data (a CallView arrives as JSON): compares every
+ * field, so a field added to CallView later cannot be silently ignored.
+ */
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x);
+  return keys.length === Object.keys(y).length && keys.every((k) => k in y && deepEqual(x[k], y[k]));
 }
 
 /** Seconds the call has been ringing (live, running) or rang (answered / ended). */

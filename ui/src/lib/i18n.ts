@@ -1,22 +1,25 @@
 // Tiny typed i18n: two dictionaries with exactly the same keys (enforced by the
-// `Dictionary` type below and by i18n.test.ts), `{name}` placeholders, and
-// plural forms chosen by Intl.PluralRules.
+// `Dictionary` type below), `{name}` placeholders, and plural forms chosen by
+// Intl.PluralRules.
 
 export type Lang = 'en' | 'ru';
-export const LANGS: readonly Lang[] = ['en', 'ru'];
 export const LANG_STORAGE_KEY = 'calldesk.lang';
+
+/**
+ * The language switch, in display order. `name` is the language's own name, used
+ * as the button's accessible name together with `lang`, so it is read correctly.
+ */
+export const LANGS: ReadonlyArray<{ lang: Lang; short: string; name: string }> = [
+  { lang: 'ru', short: 'RU', name: 'Русский' },
+  { lang: 'en', short: 'EN', name: 'English' },
+];
 
 /** Plural message: one text per Intl plural category the language uses. */
 export type PluralForms = Partial<Record<Intl.LDMLPluralRule, string>> & { other: string };
 type Message = string | PluralForms;
 
 const en = {
-  'app.title': 'calldesk',
   'lang.switch': 'Language',
-  'lang.en': 'EN',
-  'lang.ru': 'RU',
-  'lang.en.name': 'English',
-  'lang.ru.name': 'Russian',
 
   'conn.label': 'PBX connection',
   'conn.connecting': 'Connecting…',
@@ -25,14 +28,14 @@ const en = {
   'conn.disconnected': 'Disconnected',
   'profile.label': 'Profile',
   'profile.demo': 'Demo',
-  'profile.direct': 'Direct',
-  'profile.hub': 'Hub',
+  'profile.direct': 'Direct connection',
+  'profile.hub': 'Via hub',
 
   'pop.label': 'Incoming call',
-  'pop.announce': 'Incoming call from {number}',
+  'pop.announce': 'Incoming call from {number}, {name}',
   'pop.unknownCaller': 'Unknown caller',
   'pop.ringsExtension': 'Ringing extension {ext}',
-  'pop.ringsNumber': 'Calling {number}',
+  'pop.ringsNumber': 'Call to {number}',
   'pop.ringTime': 'Ringing for',
   'pop.moreRinging': { one: '+{n} more ringing', other: '+{n} more ringing' },
 
@@ -45,8 +48,8 @@ const en = {
   'col.direction': 'Direction',
   'col.number': 'Number',
   'col.operator': 'Operator',
-  'col.ring': 'Ring',
-  'col.talk': 'Talk',
+  'col.ring': 'Ring time',
+  'col.talk': 'Talk time',
   'col.started': 'Started',
 
   'state.ringing': 'Ringing',
@@ -63,8 +66,6 @@ const en = {
   'dir.inbound': 'Inbound',
   'dir.outbound': 'Outbound',
   'dir.internal': 'Internal',
-
-  'error.unknown': 'Unexpected error',
 } as const satisfies Record<string, Message>;
 
 export type MessageKey = keyof typeof en;
@@ -75,34 +76,29 @@ export type Dictionary = {
 };
 
 const ru: Dictionary = {
-  'app.title': 'calldesk',
   'lang.switch': 'Язык',
-  'lang.en': 'EN',
-  'lang.ru': 'RU',
-  'lang.en.name': 'Английский',
-  'lang.ru.name': 'Русский',
 
   'conn.label': 'Связь с АТС',
   'conn.connecting': 'Подключение…',
   'conn.connected': 'Подключено',
   'conn.reconnecting': 'Переподключение…',
-  'conn.disconnected': 'Нет соединения',
+  'conn.disconnected': 'Нет связи',
   'profile.label': 'Профиль',
   'profile.demo': 'Демо',
-  'profile.direct': 'Прямое',
-  'profile.hub': 'Хаб',
+  'profile.direct': 'Прямое подключение',
+  'profile.hub': 'Через хаб',
 
   'pop.label': 'Входящий звонок',
-  'pop.announce': 'Входящий звонок с номера {number}',
+  'pop.announce': 'Входящий звонок с номера {number}, {name}',
   'pop.unknownCaller': 'Неизвестный абонент',
-  'pop.ringsExtension': 'Звонит на доб. {ext}',
-  'pop.ringsNumber': 'Звонок на {number}',
-  'pop.ringTime': 'Звонит',
+  'pop.ringsExtension': 'Звонок на доб. {ext}',
+  'pop.ringsNumber': 'Звонок на номер {number}',
+  'pop.ringTime': 'Ожидание',
   'pop.moreRinging': {
-    one: '+{n} звонок',
-    few: '+{n} звонка',
-    many: '+{n} звонков',
-    other: '+{n} звонка',
+    one: 'Ещё {n} звонок',
+    few: 'Ещё {n} звонка',
+    many: 'Ещё {n} звонков',
+    other: 'Ещё {n} звонка',
   },
 
   'list.label': 'Звонки',
@@ -119,26 +115,24 @@ const ru: Dictionary = {
   'col.direction': 'Направление',
   'col.number': 'Номер',
   'col.operator': 'Оператор',
-  'col.ring': 'Звонок',
+  'col.ring': 'Ожидание',
   'col.talk': 'Разговор',
   'col.started': 'Начало',
 
-  'state.ringing': 'Звонит',
+  'state.ringing': 'Вызов',
   'state.talking': 'Разговор',
   'state.ended': 'Завершён',
 
-  'status.answered': 'Отвеченный',
-  'status.missed': 'Пропущенный',
-  'status.no_answer': 'Без ответа',
+  'status.answered': 'Отвечен',
+  'status.missed': 'Пропущен',
+  'status.no_answer': 'Нет ответа',
   'status.busy': 'Занято',
-  'status.failed': 'Сбой',
-  'status.cancelled': 'Отменённый',
+  'status.failed': 'Ошибка',
+  'status.cancelled': 'Отменён',
 
   'dir.inbound': 'Входящий',
   'dir.outbound': 'Исходящий',
   'dir.internal': 'Внутренний',
-
-  'error.unknown': 'Непредвиденная ошибка',
 };
 
 export const dictionaries: Readonly<Record<Lang, Dictionary>> = { en, ru };

@@ -50,7 +50,7 @@ export function sampleCalls(now: number): CallView[] {
       answeredAt: null,
       endedAt: s(570),
       ringSeconds: 30,
-      talkSeconds: 0,
+      talkSeconds: null,
       hangupCause: 'NO_ANSWER',
     },
     {
@@ -80,7 +80,7 @@ export function sampleCalls(now: number): CallView[] {
       answeredAt: null,
       endedAt: s(2398),
       ringSeconds: 2,
-      talkSeconds: 0,
+      talkSeconds: null,
       hangupCause: 'USER_BUSY',
     },
   ];

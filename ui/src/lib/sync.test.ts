@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { BackendError, toBackendError, type Backend, type CallView, type ConnectionStatus } from './backend';
 import { MemoryBackend } from './backend-memory';
 import { CallsStore } from './calls-store';
-import { startSync } from './sync';
+import { retryDelay, startSync, type SyncHandlers } from './sync';
 import { T0, answered, ended, makeCall } from './testing';
 
 function deferred<T>() {
@@ -12,6 +12,7 @@ function deferred<T>() {
 }
 
 const connected: ConnectionStatus = { state: 'connected', profile: 'demo', detail: null };
+const quiet: SyncHandlers = { onConnection: () => {}, onError: () => {}, onRecovered: () => {} };
 
 describe('startSync', () => {
   it('subscribes to both events before asking for the snapshot or the status', async () => {
@@ -22,7 +23,7 @@ describe('startSync', () => {
       onCallUpdated: async () => (order.push('onCallUpdated'), () => {}),
       onConnectionChanged: async () => (order.push('onConnectionChanged'), () => {}),
     };
-    await startSync(backend, new CallsStore(), { onConnection: () => {}, onError: () => {} });
+    await startSync(backend, new CallsStore(), quiet);
     expect(order.slice(0, 2).sort()).toEqual(['onCallUpdated', 'onConnectionChanged']);
     expect(order.slice(2).sort()).toEqual(['snapshot', 'status']);
   });
@@ -36,7 +37,7 @@ describe('startSync', () => {
       callsSnapshot: () => snap.promise,
     };
     const store = new CallsStore();
-    const done = startSync(backend, store, { onConnection: () => {}, onError: () => {} });
+    const done = startSync(backend, store, quiet);
     await vi.waitFor(() => expect(mem.listenerCount).toBe(2));
     // Same state, newer data: the call moved on to extension 102 ...
     mem.emitCall({ ...a, operator: '102' });
@@ -54,7 +55,7 @@ describe('startSync', () => {
     const status = deferred<ConnectionStatus>();
     const backend: Backend = { ...bind(mem), connectionStatus: () => status.promise };
     const seen: ConnectionStatus[] = [];
-    const done = startSync(backend, new CallsStore(), { onConnection: (s) => seen.push(s), onError: () => {} });
+    const done = startSync(backend, new CallsStore(), { ...quiet, onConnection: (s) => seen.push(s) });
     await vi.waitFor(() => expect(mem.listenerCount).toBe(2));
     mem.setConnection({ state: 'connected', profile: 'hub', detail: null });
     status.resolve({ state: 'connecting', profile: 'hub', detail: null });
@@ -70,17 +71,57 @@ describe('startSync', () => {
       connectionStatus: () => Promise.reject('boom'),
     };
     const onError = vi.fn();
-    await startSync(backend, new CallsStore(), { onConnection: () => {}, onError });
+    const stop = await startSync(backend, new CallsStore(), { ...quiet, onError });
+    stop();
     const calls = onError.mock.calls.map(([e, during]) => [(e as BackendError).code, (e as BackendError).message, during]);
     expect(calls).toContainEqual(['db_unavailable', 'Database is locked', 'snapshot']);
     expect(calls).toContainEqual(['unknown', 'boom', 'status']);
+  });
+
+  it('retries a failed snapshot with backoff until it succeeds, then reports recovery', async () => {
+    vi.useFakeTimers();
+    try {
+      const mem = new MemoryBackend([makeCall({ id: 'a' })]);
+      let failures = 2;
+      const backend: Backend = {
+        ...bind(mem),
+        callsSnapshot: () => (failures-- > 0 ? Promise.reject({ code: 'db_locked', message: 'x' }) : mem.callsSnapshot()),
+      };
+      const store = new CallsStore();
+      const handlers = { ...quiet, onError: vi.fn(), onRecovered: vi.fn() };
+      const stop = await startSync(backend, store, handlers);
+      expect(handlers.onError).toHaveBeenCalledTimes(1);
+      await vi.advanceTimersByTimeAsync(999);
+      expect(handlers.onError).toHaveBeenCalledTimes(1);
+      await vi.advanceTimersByTimeAsync(1); // 1 s: second attempt fails too
+      expect(handlers.onError).toHaveBeenCalledTimes(2);
+      expect(store.size).toBe(0);
+      await vi.advanceTimersByTimeAsync(2000); // 2 s later: third attempt succeeds
+      expect(store.get('a')).toBeDefined();
+      expect(handlers.onRecovered).toHaveBeenCalledWith('snapshot');
+      stop();
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('backoff: 1 s doubling up to 30 s', () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 20].map(retryDelay)).toEqual([1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+  });
+
+  it('if a later subscription fails, the earlier one is undone and the error rethrown', async () => {
+    const mem = new MemoryBackend();
+    const backend: Backend = { ...bind(mem), onConnectionChanged: () => Promise.reject(new Error('no events')) };
+    await expect(startSync(backend, new CallsStore(), quiet)).rejects.toThrow('no events');
+    expect(mem.listenerCount).toBe(0);
   });
 
   it('fetches the snapshot again after reconnecting, and stops cleanly', async () => {
     const mem = new MemoryBackend([], connected);
     const store = new CallsStore();
     const spy = vi.spyOn(mem, 'callsSnapshot');
-    const stop = await startSync(mem, store, { onConnection: () => {}, onError: () => {} });
+    const stop = await startSync(mem, store, quiet);
     expect(spy).toHaveBeenCalledTimes(1);
     mem.setConnection({ ...connected, state: 'reconnecting', detail: 'AMI socket closed' });
     // a call that happened while we were away, only visible via the snapshot

@@ -31,9 +31,9 @@ export function answered(c: CallView, answeredAt: number): CallView {
   return { ...c, state: 'talking', answeredAt, ringSeconds: Math.floor((answeredAt - c.startedAt) / 1000) };
 }
 
-/** The same call ended with `status` at `endedAt`. */
+/** The same call ended with `status` at `endedAt`; like the backend, no talk time (null) if never answered. */
 export function ended(c: CallView, status: CallView['status'], endedAt: number): CallView {
-  const talk = c.answeredAt === null ? 0 : Math.floor((endedAt - c.answeredAt) / 1000);
+  const talk = c.answeredAt === null ? null : Math.floor((endedAt - c.answeredAt) / 1000);
   return {
     ...c,
     state: 'ended',
