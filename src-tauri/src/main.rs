@@ -83,6 +83,7 @@ fn engine_config(app: &tauri::App) -> Result<EngineConfig, Box<dyn std::error::E
 /// Forwards engine events to the UI as Tauri events.
 fn forward_events(app: tauri::AppHandle, engine: &EngineHandle) {
     let mut events = engine.subscribe();
+    let engine = engine.clone();
     tauri::async_runtime::spawn(async move {
         loop {
             let sent = match events.recv().await {
@@ -90,9 +91,22 @@ fn forward_events(app: tauri::AppHandle, engine: &EngineHandle) {
                 Ok(EngineEvent::ConnectionChanged(status)) => {
                     app.emit("connection-changed", status)
                 }
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "UI fell behind the engine's events");
-                    continue;
+                Err(RecvError::Lagged(missed)) => {
+                    // Updates were dropped (one may have been a call's end): send the whole
+                    // current picture again; the UI applies updates idempotently.
+                    tracing::warn!(
+                        missed,
+                        "UI fell behind the engine's events; resending all calls"
+                    );
+                    match engine.calls_snapshot().await {
+                        Ok(calls) => calls
+                            .into_iter()
+                            .try_for_each(|call| app.emit("call-updated", call)),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot resend the calls to the UI");
+                            Ok(())
+                        }
+                    }
                 }
                 Err(RecvError::Closed) => break,
             };
@@ -127,7 +141,8 @@ fn main() {
             if let tauri::RunEvent::Exit = event
                 && let Some(engine) = app.try_state::<EngineHandle>()
             {
-                engine.shutdown();
+                // Let the engine finish its last writes (a call that just ended) before exit.
+                tauri::async_runtime::block_on(engine.shutdown());
             }
         }),
         Err(e) => {

@@ -9,7 +9,7 @@ use crate::message::{Banner, Field, Message};
 pub const DEFAULT_MAX_MESSAGE_LEN: usize = 4 * 1024 * 1024;
 
 /// Banner prefixes accepted (Asterisk and the proxies/forks Asterisk-Java accepts).
-const BANNER_PREFIXES: &[&[u8]] = &[
+pub(crate) const BANNER_PREFIXES: &[&[u8]] = &[
     b"Asterisk Call Manager/",
     b"Asterisk Call Manager Proxy/",
     b"Asterisk Manager Proxy/",

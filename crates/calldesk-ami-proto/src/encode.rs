@@ -56,10 +56,28 @@ pub enum EncodeError {
 }
 
 /// An outgoing message: ordered headers, validated on insertion.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Outgoing {
     headers: Vec<(String, String)>,
     is_action: bool,
+}
+
+/// Headers whose values are credentials (`Login`'s `Secret`, the MD5 `Key`).
+const SECRET_HEADERS: &[&str] = &["Secret", "Key"];
+
+/// Shows every header but the values of [`SECRET_HEADERS`], so an action can be logged.
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut list = f.debug_list();
+        for (k, v) in &self.headers {
+            let secret = SECRET_HEADERS.iter().any(|s| s.eq_ignore_ascii_case(k));
+            list.entry(&format_args!(
+                "{k}: {}",
+                if secret { "<redacted>" } else { v }
+            ));
+        }
+        list.finish()
+    }
 }
 
 impl Outgoing {

@@ -21,6 +21,15 @@ impl Banner {
         }
     }
 
+    /// True when the line is a known AMI greeting (Asterisk or one of its proxies). The decoder
+    /// also takes any colon-less first line as a banner; a client must check this before it
+    /// sends credentials, or a wrong port (SSH, SMTP) would receive them.
+    pub fn is_known_ami(&self) -> bool {
+        crate::decode::BANNER_PREFIXES
+            .iter()
+            .any(|p| self.raw.starts_with(p))
+    }
+
     /// The whole banner line, lossily decoded.
     pub fn text(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.raw)

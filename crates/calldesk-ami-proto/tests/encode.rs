@@ -116,3 +116,24 @@ fn round_trip() {
     assert_eq!(m.raw().as_ref(), o.to_bytes().as_slice());
     assert!(buf.is_empty());
 }
+
+#[test]
+fn debug_output_never_shows_credentials() {
+    let login = Outgoing::action("Login")
+        .unwrap()
+        .header("Username", "crm")
+        .unwrap()
+        .header("Secret", "hunter2")
+        .unwrap();
+    let challenge = Outgoing::action("Login")
+        .unwrap()
+        .header("key", "0123abcd")
+        .unwrap();
+    let shown = format!("{login:?} {challenge:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("0123abcd"),
+        "{shown}"
+    );
+    assert!(shown.contains("Username: crm"), "{shown}");
+    assert!(shown.contains("Secret: <redacted>"), "{shown}");
+}

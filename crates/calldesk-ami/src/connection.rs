@@ -30,6 +30,8 @@ pub enum AmiError {
     AuthRejected { username: String, message: String },
     #[error("the AMI connection was closed")]
     Disconnected,
+    #[error("Asterisk has not answered for {after:?} (not even a Ping); the connection is dead")]
+    Silent { after: Duration },
     #[error("AMI connection failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("refused to send an invalid AMI action: {0}")]
@@ -52,14 +54,40 @@ impl fmt::Debug for AmiCredentials {
     }
 }
 
+/// At most this much of a server's own text goes into an error (and so into the UI and logs).
+const MAX_SERVER_TEXT: usize = 200;
+
+/// Server-supplied text made safe to show: control characters replaced, length capped.
+fn server_text(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_SERVER_TEXT)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > MAX_SERVER_TEXT {
+        out.push('…');
+    }
+    out
+}
+
 /// A logged-in AMI session.
-#[derive(Debug)]
 pub struct AmiConnection {
     stream: TcpStream,
     decoder: AmiDecoder,
     buf: BytesMut,
     next_action: u64,
     out: Vec<u8>,
+}
+
+impl fmt::Debug for AmiConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not `out`: it held the Login action, secret included.
+        f.debug_struct("AmiConnection")
+            .field("peer", &self.stream.peer_addr().ok())
+            .field("buffered", &self.buf.len())
+            .field("next_action", &self.next_action)
+            .finish()
+    }
 }
 
 impl AmiConnection {
@@ -96,14 +124,15 @@ impl AmiConnection {
             next_action: 0,
             out: Vec::new(),
         };
+        let not_ami = |greeting: &str| AmiError::NotAmi {
+            addr: addr.to_owned(),
+            greeting: server_text(greeting),
+        };
         let banner = match conn.next_frame().await? {
-            Frame::Banner(b) => b.text().into_owned(),
-            Frame::Message(m) => {
-                return Err(AmiError::NotAmi {
-                    addr: addr.to_owned(),
-                    greeting: String::from_utf8_lossy(m.raw()).into_owned(),
-                });
-            }
+            // Credentials go only to a server that greeted as AMI.
+            Frame::Banner(b) if b.is_known_ami() => b.text().into_owned(),
+            Frame::Banner(b) => return Err(not_ami(&b.text())),
+            Frame::Message(m) => return Err(not_ami(&String::from_utf8_lossy(m.raw()))),
             Frame::Skipped { .. } => {
                 return Err(AmiError::NotAmi {
                     addr: addr.to_owned(),
@@ -126,8 +155,7 @@ impl AmiConnection {
                     username: credentials.username.clone(),
                     message: msg
                         .get_str("Message")
-                        .map(|m| m.into_owned())
-                        .unwrap_or_else(|| "no reason given".to_owned()),
+                        .map_or_else(|| "no reason given".to_owned(), |m| server_text(&m)),
                 }),
             };
         }
@@ -140,7 +168,10 @@ impl AmiConnection {
         action.push("ActionID", &id)?;
         self.out.clear();
         action.encode(&mut self.out);
-        self.stream.write_all(&self.out).await?;
+        let written = self.stream.write_all(&self.out).await;
+        // Do not keep the bytes around: the Login action carries the secret.
+        self.out.clear();
+        written?;
         Ok(id)
     }
 

@@ -60,7 +60,7 @@ impl AsteriskTracker {
     /// An operator's extension: the channel's peer, when it is an internal number.
     fn operator(&self, channel: &str) -> Option<Extension> {
         let ext = extension_of_channel(channel)?;
-        self.plan.party(ext.as_str()).extension.map(|_| ext)
+        self.plan.extension(ext.as_str())
     }
 
     /// Handles one AMI message received at `now`; returns the call events it implies.
@@ -89,22 +89,20 @@ impl AsteriskTracker {
                 let call = self.calls.entry(linkedid.clone()).or_default();
                 call.channels += 1;
                 if uniqueid == linkedid {
-                    let caller = get("CallerIDNum");
-                    let exten = get("Exten");
+                    let to = self.plan.party(&get("Exten"));
                     let direction = match self.operator(&channel) {
                         None => Direction::Inbound,
-                        Some(_) if self.plan.party(&exten).extension.is_some() => {
-                            Direction::Internal
-                        }
+                        Some(_) if to.extension.is_some() => Direction::Internal,
                         Some(_) => Direction::Outbound,
                     };
                     let name = msg.unescaped("CallerIDName").filter(|n| n != "<unknown>");
+                    let from = self.plan.party(&get("CallerIDNum")).with_name(name);
                     emit(
                         &linkedid,
                         CallEventKind::Started {
                             direction,
-                            from: self.plan.party(&caller).with_name(name),
-                            to: self.plan.party(&exten),
+                            from,
+                            to,
                         },
                     );
                 }

@@ -6,7 +6,7 @@
 use bytes::BytesMut;
 use calldesk_ami::AsteriskTracker;
 use calldesk_ami_proto::{AmiDecoder, Frame};
-use calldesk_calls::{CallBook, Direction, NumberPlan, TenantId, Timestamp, UpdateKind};
+use calldesk_calls::{CallBook, NumberPlan, TenantId, Timestamp, UpdateKind};
 
 /// Replays a capture through decoder → tracker → call book; returns the ended calls as JSON in
 /// the shape of `expected/*.json` (the fields this tracker covers).
@@ -28,11 +28,7 @@ fn replay(name: &str) -> Vec<serde_json::Value> {
                 ended.push(serde_json::json!({
                     "caller": c.from.number.as_ref().map_or(c.from.raw.clone(), |n| n.e164().to_owned()),
                     "dialed": c.to.raw,
-                    "direction": match c.direction {
-                        Direction::Inbound => "inbound",
-                        Direction::Outbound => "outbound",
-                        Direction::Internal => "internal",
-                    },
+                    "direction": c.direction.as_str(),
                     "status": c.status.map(|s| s.as_str()),
                     "answered_by": c.answered_by.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
                 }));

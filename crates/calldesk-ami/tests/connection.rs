@@ -92,3 +92,34 @@ async fn login_ping_and_a_played_call_end_to_end() {
     assert_eq!(ended.from.display(), "+7 495 123-45-67");
     assert_eq!(ended.status.map(|s| s.as_str()), Some("busy"));
 }
+
+#[tokio::test]
+async fn a_server_that_is_not_ami_never_receives_the_credentials() {
+    // A wrong port: an SSH server greets first, with no colon in its line.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = listener.accept().await.unwrap();
+        s.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_millis(500), s.read_to_end(&mut received)).await;
+        received
+    });
+    let err = AmiConnection::connect(&addr, &creds("hunter2"), Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AmiError::NotAmi { greeting, .. } if greeting.starts_with("SSH-2.0")),
+        "{err}"
+    );
+    let received = server.await.unwrap();
+    assert!(
+        received.is_empty(),
+        "sent {:?} to a non-AMI server",
+        String::from_utf8_lossy(&received)
+    );
+}

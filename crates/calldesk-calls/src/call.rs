@@ -18,7 +18,7 @@ impl Timestamp {
 
     /// Whole seconds from `self` to `later` (0 if `later` is earlier).
     pub fn seconds_until(self, later: Timestamp) -> i64 {
-        (later.0 - self.0).max(0) / 1000
+        later.0.saturating_sub(self.0).max(0) / 1000
     }
 }
 

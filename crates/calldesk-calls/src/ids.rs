@@ -110,6 +110,13 @@ id_type!(
     |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
 );
 
+impl TenantId {
+    /// The tenant of a desktop that works without a hub (Demo and Direct profiles).
+    pub fn local() -> Self {
+        Self("local".to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +128,10 @@ mod tests {
             Err(IdError::BadCharacter { found: '\r', .. })
         ));
         assert!(CallId::new("1795259787.0").is_ok());
+        assert_eq!(
+            TenantId::new(TenantId::local().as_str()),
+            Ok(TenantId::local())
+        );
         assert!(matches!(
             CallId::new("a b"),
             Err(IdError::BadCharacter { found: ' ', .. })

@@ -108,18 +108,29 @@ impl NumberPlan {
         Err(invalid())
     }
 
+    /// The text as an internal number (an operator's extension): 1 to 5 digits. Cheap — no
+    /// phone-number parsing — so trackers can call it on every event.
+    pub fn extension(&self, raw: &str) -> Option<Extension> {
+        let raw = raw.trim();
+        let short = raw.len() <= MAX_EXTENSION_DIGITS && raw.chars().all(|c| c.is_ascii_digit());
+        if short {
+            Extension::new(raw).ok()
+        } else {
+            None
+        }
+    }
+
     /// Reads whatever the PBX sent; never fails.
     pub fn party(&self, raw: &str) -> Party {
         let raw = raw.trim();
-        let short = raw.len() <= MAX_EXTENSION_DIGITS && raw.chars().all(|c| c.is_ascii_digit());
+        let extension = self.extension(raw);
         Party {
             raw: raw.to_owned(),
-            number: if short { None } else { self.parse(raw).ok() },
-            extension: if short {
-                Extension::new(raw).ok()
-            } else {
-                None
+            number: match extension {
+                Some(_) => None,
+                None => self.parse(raw).ok(),
             },
+            extension,
             name: None,
         }
     }
@@ -146,8 +157,18 @@ impl Party {
         }
     }
 
+    /// Sets the caller name. Control characters (a PBX may unescape `\n` or ESC into a
+    /// caller id) become spaces; an empty name is no name.
     pub fn with_name(mut self, name: Option<String>) -> Self {
-        self.name = name.filter(|n| !n.trim().is_empty());
+        self.name = name
+            .map(|n| {
+                n.chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect::<String>()
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|n| !n.is_empty());
         self
     }
 }
@@ -204,6 +225,12 @@ mod tests {
             (p.display(), p.number, p.extension),
             ("anonymous".into(), None, None)
         );
+        let p = ru()
+            .party("+74951234567")
+            .with_name(Some("O\'Brien\n\u{1b}[31m".into()));
+        assert_eq!(p.name.as_deref(), Some("O\'Brien  [31m"));
+        assert_eq!(ru().party("1").with_name(Some(" \t ".into())).name, None);
+        assert_eq!(ru().extension("123456"), None);
         let p = ru().party(" 84951234567 ");
         assert_eq!(p.display(), "+7 495 123-45-67");
         assert_eq!(p.raw, "84951234567");

@@ -2,7 +2,8 @@
 //!
 //! Owns `migrations/central` and every SQL statement against the central database. Writes are
 //! idempotent upserts keyed by PBX ids (`(tenant_id, pbx_call_id)`), so an event delivered twice
-//! or a replay after a crash changes nothing. Every query is scoped by tenant: there is no API
+//! or a replay after a crash changes nothing, and an ended call is final (a late earlier state
+//! does not reopen it). Every query is scoped by tenant: there is no API
 //! that reads another tenant's rows.
 //!
 //! The skeleton has tenants and calls; the hub issue adds operators, contacts, notes, traces.
@@ -97,7 +98,9 @@ impl CentralStore {
              ON CONFLICT (tenant_id, pbx_call_id) DO UPDATE SET
                 status = EXCLUDED.status, operator = EXCLUDED.operator,
                 answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,
-                hangup_cause = EXCLUDED.hangup_cause, updated_at = now()",
+                hangup_cause = EXCLUDED.hangup_cause, updated_at = now()
+             -- An ended call is final: a late or replayed earlier state must not reopen it.
+             WHERE calls.ended_at IS NULL",
         )
         .bind(call.tenant.as_str())
         .bind(call.id.as_str())
@@ -111,7 +114,12 @@ impl CentralStore {
         .bind(ms(call.started_at))
         .bind(call.answered_at.map(ms))
         .bind(call.ended_at.map(ms))
-        .bind(call.hangup_cause.as_ref().map(|c| c.code as i16))
+        // Q.850 causes are below 128; anything that does not fit is not a cause.
+        .bind(
+            call.hangup_cause
+                .as_ref()
+                .and_then(|c| i16::try_from(c.code).ok()),
+        )
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -76,8 +76,13 @@ async fn upserts_are_idempotent_and_scoped_by_tenant(pool: PgPool) {
                 ),
             ],
         );
-        // Every intermediate state, then the final one twice: one row, final status.
-        for call in snapshots.iter().chain(snapshots.last()) {
+        // Every intermediate state, the final one twice, then a late earlier state (a replay):
+        // one row, and it stays ended.
+        for call in snapshots
+            .iter()
+            .chain(snapshots.last())
+            .chain(snapshots.first())
+        {
             store.upsert_call(call).await.unwrap();
         }
     }

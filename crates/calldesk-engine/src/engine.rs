@@ -1,16 +1,20 @@
 //! The engine's tasks and its handle.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use calldesk_ami::{AmiConnection, AmiCredentials, AmiError, AsteriskTracker};
 use calldesk_ami_proto::Outgoing;
-use calldesk_calls::{CallBook, CallEvent, NumberPlan, TenantId, Timestamp, UpdateKind};
+use calldesk_calls::{
+    CallBook, CallEvent, CallEventKind, CallId, NumberPlan, TenantId, Timestamp, UpdateKind,
+};
 use calldesk_sim::ami::{AmiSimConfig, AmiSimulator, Schedule};
 use calldesk_store::LocalStore;
 use calldesk_wire::{CallView, ConnectionState, ConnectionStatus, ProfileKind};
 use rand::Rng;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::EngineError;
 
@@ -21,6 +25,11 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// A session must stay up this long before the backoff starts again from the minimum, so a PBX
+/// that accepts the login and drops us at once is not hammered.
+const STABLE_SESSION: Duration = Duration::from_secs(30);
+/// How long shutdown waits for the tasks to finish their last writes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Which PBX the engine talks to.
 #[derive(Debug, Clone)]
@@ -55,6 +64,20 @@ enum Command {
     Snapshot(oneshot::Sender<Vec<CallView>>),
 }
 
+/// What the PBX session tells the call book.
+// `LoggedIn` is rare and small; boxing `Event` would cost an allocation per call event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum SessionMessage {
+    Event(CallEvent),
+    /// A new session has logged in. Calls still live from an earlier session can no longer be
+    /// followed (their channels are unknown to the new tracker), so the book ends them.
+    /// The AMI issue replaces this with a `CoreShowChannels` resync.
+    LoggedIn {
+        at: Timestamp,
+    },
+}
+
 /// The shell's handle on a running engine.
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
@@ -62,6 +85,7 @@ pub struct EngineHandle {
     events: broadcast::Sender<EngineEvent>,
     status: watch::Receiver<ConnectionStatus>,
     shutdown: watch::Sender<bool>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -89,6 +113,13 @@ impl Engine {
         let (commands, commands_rx) = mpsc::channel(64);
         let (call_events, call_events_rx) = mpsc::channel(4096);
 
+        // Built before anything is spawned, so a failure leaves nothing running.
+        let book = BookTask {
+            book: CallBook::new(TenantId::local()),
+            store,
+            events: events.clone(),
+        };
+        let mut tasks = Vec::new();
         let (kind, addr, credentials) = match config.profile {
             ProfileConfig::Demo { every } => {
                 let sim_config = AmiSimConfig {
@@ -104,11 +135,11 @@ impl Engine {
                     .map_err(EngineError::Simulator)?;
                 let addr = sim.local_addr().to_string();
                 let stop = wait_for_shutdown(shutdown_rx.clone());
-                tokio::spawn(async move {
+                tasks.push(tokio::spawn(async move {
                     if let Err(e) = sim.run(stop).await {
                         tracing::error!(error = %e, "demo PBX stopped");
                     }
-                });
+                }));
                 (ProfileKind::Demo, addr, credentials)
             }
             ProfileConfig::Direct { addr, credentials } => (ProfileKind::Direct, addr, credentials),
@@ -126,21 +157,21 @@ impl Engine {
             plan: plan.clone(),
             status: status_tx,
             events: events.clone(),
-            call_events,
+            to_book: call_events,
             shutdown: shutdown_rx.clone(),
         };
-        tokio::spawn(session.run());
-        let book = BookTask {
-            book: CallBook::new(TenantId::new("local").map_err(|_| EngineError::Stopped)?),
-            store,
-            events: events.clone(),
-        };
-        tokio::spawn(book.run(call_events_rx, commands_rx, shutdown_rx));
+        tasks.push(tokio::spawn(session.run()));
+        tasks.push(tokio::spawn(book.run(
+            call_events_rx,
+            commands_rx,
+            shutdown_rx,
+        )));
         Ok(EngineHandle {
             commands,
             events,
             status,
             shutdown,
+            tasks: Arc::new(Mutex::new(tasks)),
         })
     }
 }
@@ -174,9 +205,23 @@ impl EngineHandle {
         self.events.subscribe()
     }
 
-    /// Asks every task to stop; returns at once.
-    pub fn shutdown(&self) {
+    /// Stops every task and waits (a few seconds at most) until they have finished their last
+    /// writes — a call that ended just before exit is still stored.
+    pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().await);
+        let all = join_tasks(tasks);
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            tracing::warn!("engine tasks did not stop within {SHUTDOWN_GRACE:?}");
+        }
+    }
+}
+
+async fn join_tasks(tasks: Vec<JoinHandle<()>>) {
+    for task in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "an engine task failed");
+        }
     }
 }
 
@@ -194,7 +239,7 @@ struct PbxSession {
     plan: NumberPlan,
     status: watch::Sender<ConnectionStatus>,
     events: broadcast::Sender<EngineEvent>,
-    call_events: mpsc::Sender<CallEvent>,
+    to_book: mpsc::Sender<SessionMessage>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -215,6 +260,7 @@ impl PbxSession {
         let mut backoff = BACKOFF_MIN;
         let mut stop = self.shutdown.clone();
         loop {
+            let started = Instant::now();
             let outcome = tokio::select! {
                 outcome = self.session() => outcome,
                 _ = stopped(&mut stop) => return,
@@ -222,12 +268,15 @@ impl PbxSession {
             let reason = match outcome {
                 Ok(()) => return,
                 Err(SessionEnd::Connected(e)) => {
-                    backoff = BACKOFF_MIN;
+                    if started.elapsed() >= STABLE_SESSION {
+                        backoff = BACKOFF_MIN;
+                    }
                     e.to_string()
                 }
                 Err(SessionEnd::NeverConnected(e)) => e.to_string(),
             };
-            // Full jitter keeps a room of desktops from reconnecting in lockstep.
+            // Equal jitter (half fixed, half random) keeps a room of desktops from reconnecting
+            // in lockstep while still backing off.
             let wait = rand::rng().random_range(backoff / 2..=backoff);
             tracing::warn!(addr = %self.addr, %reason, ?wait, "AMI session lost; reconnecting");
             self.report(ConnectionState::Reconnecting, Some(reason));
@@ -245,27 +294,38 @@ impl PbxSession {
                 .await
                 .map_err(SessionEnd::NeverConnected)?;
         tracing::info!(addr = %self.addr, %banner, "AMI session logged in");
+        if self
+            .to_book
+            .send(SessionMessage::LoggedIn { at: now() })
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
         self.report(ConnectionState::Connected, Some(self.addr.clone()));
-        // A fresh tracker per session: the next issue adds resync of calls live across reconnects.
         let mut tracker = AsteriskTracker::new(self.plan.clone());
         let mut keepalive = tokio::time::interval(KEEPALIVE);
+        // A stalled loop must not fire a burst of overdue ticks when it resumes.
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keepalive.reset();
-        let mut silent_ticks = 0u8;
+        let mut last_heard = Instant::now();
         loop {
             tokio::select! {
                 msg = conn.next_message() => {
                     let msg = msg.map_err(SessionEnd::Connected)?;
-                    silent_ticks = 0;
+                    last_heard = Instant::now();
                     for event in tracker.handle(&msg, now()) {
-                        if self.call_events.send(event).await.is_err() {
+                        if self.to_book.send(SessionMessage::Event(event)).await.is_err() {
                             return Ok(());
                         }
                     }
                 }
                 _ = keepalive.tick() => {
-                    silent_ticks += 1;
-                    if silent_ticks > 2 {
-                        return Err(SessionEnd::Connected(AmiError::Disconnected));
+                    // Every Ping is answered, so two silent intervals mean a dead session.
+                    if last_heard.elapsed() >= 2 * KEEPALIVE {
+                        return Err(SessionEnd::Connected(AmiError::Silent {
+                            after: last_heard.elapsed(),
+                        }));
                     }
                     let ping = Outgoing::action("Ping").map_err(|e| SessionEnd::Connected(e.into()))?;
                     conn.send(ping).await.map_err(SessionEnd::Connected)?;
@@ -290,13 +350,19 @@ struct BookTask {
 impl BookTask {
     async fn run(
         mut self,
-        mut call_events: mpsc::Receiver<CallEvent>,
+        mut from_session: mpsc::Receiver<SessionMessage>,
         mut commands: mpsc::Receiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
             tokio::select! {
-                Some(event) = call_events.recv() => self.apply(event).await,
+                // Session news first: a snapshot then reflects everything the session reported
+                // before it was asked for (e.g. stale calls closed on a new login).
+                biased;
+                Some(message) = from_session.recv() => match message {
+                    SessionMessage::Event(event) => self.apply(event).await,
+                    SessionMessage::LoggedIn { at } => self.end_stale_calls(at).await,
+                },
                 Some(command) = commands.recv() => match command {
                     Command::Snapshot(reply) => {
                         let _ = reply.send(self.snapshot().await);
@@ -325,6 +391,24 @@ impl BookTask {
             }
             Ok(None) => {}
             Err(anomaly) => tracing::debug!(%anomaly, "call event ignored"),
+        }
+    }
+
+    /// Ends every live call: after a new login nothing more will be heard about them.
+    async fn end_stale_calls(&mut self, at: Timestamp) {
+        let stale: Vec<CallId> = self.book.live().map(|c| c.id.clone()).collect();
+        if !stale.is_empty() {
+            tracing::warn!(
+                calls = stale.len(),
+                "closing calls that were live when the PBX connection was lost"
+            );
+        }
+        for call in stale {
+            let kind = CallEventKind::Ended {
+                cause: None,
+                status: None,
+            };
+            self.apply(CallEvent { call, at, kind }).await;
         }
     }
 

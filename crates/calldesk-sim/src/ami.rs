@@ -191,6 +191,17 @@ impl AmiSimulator {
     }
 }
 
+/// Numbers the sessions (for `SessionID`).
+static SESSION_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Now as Asterisk's security events print it: `2026-11-21T11:16:26.901+0000`.
+fn event_tv() -> String {
+    let (secs, micros) = now_epoch();
+    let (y, mo, d, h, mi, s) = crate::scenario::civil(secs);
+    let ms = micros / 1000;
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}+0000")
+}
+
 fn now_epoch() -> (u64, u32) {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => (d.as_secs(), d.subsec_micros()),
@@ -265,7 +276,7 @@ async fn scheduler(
         tokio::select! {
             _ = stop.changed() => return,
             call = calls.recv(), if calls_open => match call {
-                Some(call) => start_call(&shared, &mut ids, call),
+                Some(call) => start_call(&shared, &mut ids, call, &stop),
                 None => {
                     calls_open = false;
                     if demo_every.is_none() { return; }
@@ -276,7 +287,7 @@ async fn scheduler(
                     (Some(every), Some(at)) => {
                         let call = demo_call(&shared.config, demo_n);
                         demo_n += 1;
-                        start_call(&shared, &mut ids, call);
+                        start_call(&shared, &mut ids, call, &stop);
                         next_demo = Some(at + every.max(Duration::from_millis(10)));
                     }
                     (Some(_), None) => {
@@ -289,7 +300,12 @@ async fn scheduler(
     }
 }
 
-fn start_call(shared: &Arc<Shared>, ids: &mut IdAllocator, call: ScenarioCall) {
+fn start_call(
+    shared: &Arc<Shared>,
+    ids: &mut IdAllocator,
+    call: ScenarioCall,
+    stop: &watch::Receiver<bool>,
+) {
     let (epoch, _) = now_epoch();
     let call_ids = ids.next(epoch);
     let events = match render(&call, &call_ids) {
@@ -301,9 +317,14 @@ fn start_call(shared: &Arc<Shared>, ids: &mut IdAllocator, call: ScenarioCall) {
     };
     let start = Instant::now();
     let shared = shared.clone();
+    let mut stop = stop.clone();
     tokio::spawn(async move {
         for (offset, ev) in events {
-            tokio::time::sleep_until(start + offset).await;
+            // A call in progress ends with the server (as calls do when Asterisk stops).
+            tokio::select! {
+                () = tokio::time::sleep_until(start + offset) => {}
+                _ = stop.changed() => return,
+            }
             // No receivers is fine (nobody logged in).
             let _ = shared.events.send(Bytes::from(ev.to_bytes()));
         }
@@ -311,6 +332,10 @@ fn start_call(shared: &Arc<Shared>, ids: &mut IdAllocator, call: ScenarioCall) {
 }
 
 struct Session {
+    /// `IPV4/TCP/<ip>/<port>` of both ends, as Asterisk's security events spell them.
+    local: String,
+    remote: String,
+    id: u64,
     wr: OwnedWriteHalf,
     write_timeout: Duration,
     authenticated: bool,
@@ -361,8 +386,17 @@ async fn session(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let _ = stream.set_nodelay(true);
+    let spell = |a: std::io::Result<SocketAddr>| match a {
+        Ok(SocketAddr::V4(a)) => format!("IPV4/TCP/{}/{}", a.ip(), a.port()),
+        Ok(SocketAddr::V6(a)) => format!("IPV6/TCP/{}/{}", a.ip(), a.port()),
+        Err(_) => "IPV4/TCP/0.0.0.0/0".to_owned(),
+    };
+    let (local, remote) = (spell(stream.local_addr()), spell(stream.peer_addr()));
     let (mut rd, wr) = stream.into_split();
     let mut s = Session {
+        local,
+        remote,
+        id: SESSION_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         wr,
         write_timeout: shared.config.write_timeout,
         authenticated: false,
@@ -456,6 +490,22 @@ async fn handle_action(
                     .header("LastReload", &up)?
                     .header("Status", "Fully Booted")?;
                 s.send(&fb).await?;
+                // The security event every login produces (class `security`), as captured.
+                let tv = event_tv();
+                let user = req.get_str("Username").unwrap_or_default();
+                let auth = Outgoing::event("SuccessfulAuth")?
+                    .header("Privilege", "security,all")?
+                    .header("EventTV", &tv)?
+                    .header("Severity", "Informational")?
+                    .header("Service", "AMI")?
+                    .header("EventVersion", "1")?
+                    .header("AccountID", &user)?
+                    .header("SessionID", &format!("0x{:012x}", 0x7ff4_fc00_0000 + s.id))?
+                    .header("LocalAddress", &s.local)?
+                    .header("RemoteAddress", &s.remote)?
+                    .header("UsingPassword", "0")?
+                    .header("SessionTV", &tv)?;
+                s.send(&auth).await?;
             }
             shared.logged_in_once.send_replace(true);
         }

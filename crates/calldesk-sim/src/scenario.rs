@@ -427,8 +427,8 @@ pub fn render(
         linkedid: t_uid.clone(),
         sip_call_id: format!(
             "{}-{}@127.0.0.1",
-            ids.uniqueid_seq + 1,
-            6000 + ids.channel_seq
+            ids.uniqueid_seq.wrapping_add(1),
+            6000u32.wrapping_add(ids.channel_seq)
         ),
     };
     let ext_name = extension_name(&ext);

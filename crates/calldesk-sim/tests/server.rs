@@ -114,6 +114,8 @@ impl Client {
         );
         let fb = c.msg().await;
         assert_eq!(fb.event().as_deref(), Some("FullyBooted"));
+        let auth = c.msg().await;
+        assert_eq!(auth.event().as_deref(), Some("SuccessfulAuth"));
         c
     }
     /// Reads events until `pred` matches; returns everything read.
@@ -419,4 +421,51 @@ async fn demo_schedule_starts_soon_after_login_with_demo_callers() {
         vec![demo_caller(0), demo_caller(1), demo_caller(2)]
     );
     assert_eq!(&kinds[..2], &["ANSWER".to_string(), "NOANSWER".to_string()]);
+}
+
+/// The header names of a message, in order.
+fn names(m: &Message) -> Vec<String> {
+    m.fields()
+        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn login_sequence_has_the_shape_of_the_real_one() {
+    // Asterisk answers a Login with the response, FullyBooted and the SuccessfulAuth security
+    // event (a_inbound_answered, messages 1-3).
+    let bytes = calldesk_fixtures::ami_rx("a_inbound_answered");
+    let mut buf = BytesMut::from(&bytes[..]);
+    let mut dec = AmiDecoder::new();
+    let mut real = Vec::new();
+    while real.len() < 3 {
+        if let Some(Frame::Message(m)) = dec.decode(&mut buf) {
+            real.push(m);
+        }
+    }
+
+    let sim = start(cfg()).await;
+    let (mut c, _) = Client::connect(sim.addr).await;
+    let config = cfg();
+    c.action(
+        "Login",
+        "a-001",
+        &[("Username", &config.username), ("Secret", &config.secret)],
+    )
+    .await;
+    for want in &real {
+        let got = c.msg().await;
+        assert_eq!(names(&got), names(want), "{:?}", got.raw());
+        for key in [
+            "Response",
+            "Message",
+            "Event",
+            "Privilege",
+            "Status",
+            "Service",
+            "Severity",
+        ] {
+            assert_eq!(got.get(key), want.get(key), "{key} in {:?}", got.raw());
+        }
+    }
 }

@@ -62,11 +62,10 @@ impl LocalStore {
 
     /// Stores an ended call; storing the same call again replaces it (idempotent).
     pub async fn save_ended_call(&self, call: &Call) -> Result<(), StoreError> {
-        let view = CallView::from(call);
-        let status = match call.status {
-            Some(s) if view.state == CallStateView::Ended => s,
-            _ => return Err(StoreError::NotEnded(view.id)),
+        let (Some(status), Some(ended_at)) = (call.status, call.ended_at) else {
+            return Err(StoreError::NotEnded(call.id.to_string()));
         };
+        let view = CallView::from(call);
         sqlx::query(
             "INSERT OR REPLACE INTO calls (id, direction, from_raw, from_e164, from_display, from_name,
                 to_raw, to_e164, to_display, status, operator, started_at, answered_at, ended_at,
@@ -86,7 +85,7 @@ impl LocalStore {
         .bind(&view.operator)
         .bind(view.started_at)
         .bind(view.answered_at)
-        .bind(view.ended_at.unwrap_or(view.started_at))
+        .bind(ended_at.unix_millis())
         .bind(view.ring_seconds)
         .bind(view.talk_seconds)
         .bind(&view.hangup_cause)

@@ -20,11 +20,8 @@ fn parse_line(plan: &NumberPlan, line: &str) -> CallEvent {
     let arg = |i: usize| words.get(i).copied();
     let kind = match words[1] {
         "start" => CallEventKind::Started {
-            direction: match words[3] {
-                "inbound" => Direction::Inbound,
-                "outbound" => Direction::Outbound,
-                _ => Direction::Internal,
-            },
+            direction: Direction::from_name(words[3])
+                .unwrap_or_else(|| panic!("unknown direction `{}` in script", words[3])),
             from: plan.party(words[4]),
             to: plan.party(words[5]),
         },
