@@ -45,21 +45,18 @@ pub fn install(packages: &[String]) -> Result<()> {
         );
     }
     println!("installing missing Debian packages: {list}");
+    procs::run(apt_get().arg("update"))?;
     procs::run(
-        Command::new("apt-get")
-            .args(["-o", "DPkg::Lock::Timeout=600", "update"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
-    procs::run(
-        Command::new("apt-get")
-            .args([
-                "-o",
-                "DPkg::Lock::Timeout=600",
-                "install",
-                "-y",
-                "--no-install-recommends",
-            ])
-            .args(packages)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
+        apt_get()
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages),
     )
+}
+
+/// `apt-get` that waits for a busy dpkg lock, retries downloads and never asks questions.
+fn apt_get() -> Command {
+    let mut cmd = Command::new("apt-get");
+    cmd.args(["-o", "DPkg::Lock::Timeout=600", "-o", "Acquire::Retries=3"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    cmd
 }

@@ -5,7 +5,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Result, bail};
 
-use crate::{procs, steps};
+use crate::{app, procs, steps};
 
 pub fn run() -> Result<ExitCode> {
     let has_display = ["DISPLAY", "WAYLAND_DISPLAY"]
@@ -19,17 +19,8 @@ pub fn run() -> Result<ExitCode> {
         );
     }
     let root = steps::repo_root();
-    let ui = root.join("ui");
-    steps::ensure_npm_deps(&ui)?;
-    procs::run(Command::new("npm").args(["run", "build"]).current_dir(&ui))?;
-    procs::run(
-        procs::cargo()
-            .args(["build", "-p", "calldesk-desktop"])
-            .current_dir(&root),
-    )?;
-    let app = steps::target_dir(&root)?
-        .join("debug")
-        .join("calldesk-desktop");
+    app::build_ui(&root)?;
+    let app = app::build_desktop(&root)?;
     let status = procs::run_status(&mut Command::new(&app))?;
     // Exit codes are 0..=255 on Unix; a signal death has none, report it as 1.
     let code = status

@@ -1,9 +1,9 @@
 //! The end-to-end test: the real desktop app in a real window under Xvfb, driven over WebDriver
 //! (tauri-driver + WebKitWebDriver) in demo mode. It checks that the app connects to the built-in
-//! simulated PBX, that the first demo call pops up with the caller's number formatted by
-//! `calldesk-calls`, and that the call then lands in the call list with a final status.
-//! Screenshots and logs go to `<target>/e2e/`. Every process started here is stopped by a guard,
-//! also on failure.
+//! simulated PBX, that a demo call pops up with the caller's number formatted by `calldesk-calls`,
+//! and that this call then lands in the call list with a final status. The app runs isolated from
+//! the caller's environment (its own XDG dirs, region, locale). Screenshots and logs go to
+//! `<target>/e2e/`. Every process started here is stopped by a guard, also on failure.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,43 +15,41 @@ use serde_json::json;
 
 use crate::procs::{self, ChildGuard};
 use crate::webdriver::{self, Element, Session};
+use crate::{app, steps};
 
 /// How long each assertion may take to become true.
 const DEADLINE: Duration = Duration::from_secs(20);
 /// Final call statuses shown in the call list.
 const FINAL_STATUSES: [&str; 3] = ["answered", "missed", "busy"];
 const NATIVE_DRIVER: &str = "/usr/bin/WebKitWebDriver";
+/// The app's region (`CALLDESK_REGION`), which also formats the numbers we expect to see.
+const REGION: &str = "RU";
+/// Demo calls the pop may show: it shows the newest ringing call, and a slow start skips some.
+const DEMO_CALLS: u64 = 32;
 
-/// Paths the end-to-end test works with.
+/// What the end-to-end test works with.
 #[derive(Debug)]
 pub struct E2eConfig {
     pub root: PathBuf,
-    pub target_dir: PathBuf,
     pub tauri_driver: PathBuf,
+    /// Build `ui/dist` first (`npm ci` when needed, `npm run build`); false when it is fresh.
+    pub build_ui: bool,
 }
 
 /// Builds the app and runs the test; on failure prints the tail of the driver/app log.
 pub fn run(config: &E2eConfig) -> Result<()> {
-    procs::run(
-        procs::cargo()
-            .args(["build", "-p", "calldesk-desktop"])
-            .current_dir(&config.root),
-    )
-    .context("building the desktop app failed")?;
-    let app = config.target_dir.join("debug").join("calldesk-desktop");
-    if !app.is_file() {
-        bail!(
-            "built calldesk-desktop but {} does not exist",
-            app.display()
-        );
+    if config.build_ui {
+        app::build_ui(&config.root)?;
     }
+    let app = app::build_desktop(&config.root)?;
     if !Path::new(NATIVE_DRIVER).is_file() {
         bail!("{NATIVE_DRIVER} not found: install the Debian package webkit2gtk-driver");
     }
-    // A fresh folder, so screenshots and logs from an earlier run cannot be mistaken for this one's.
-    let out_dir = config.target_dir.join("e2e");
+    // A fresh folder, so screenshots and logs from an earlier run cannot be mistaken for this one's
+    // (`create_dir` fails if the old one could not be removed).
+    let out_dir = steps::target_dir(&config.root)?.join("e2e");
     let _ = fs::remove_dir_all(&out_dir);
-    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    fs::create_dir(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     let driver_log = out_dir.join("tauri-driver.log");
     let result = run_in_xvfb(config, &app, &out_dir, &driver_log);
     if result.is_err() {
@@ -67,23 +65,33 @@ pub fn run(config: &E2eConfig) -> Result<()> {
 
 fn run_in_xvfb(config: &E2eConfig, app: &Path, out_dir: &Path, driver_log: &Path) -> Result<()> {
     let (display, _xvfb) = start_xvfb(out_dir)?;
+    // Everything the app (and WebKit's localStorage) writes stays in this folder.
     let data_dir = procs::TempDir::new("calldesk-e2e-data")?;
+    let xdg_dir = |name: &str| -> Result<PathBuf> {
+        let dir = data_dir.path().join(name);
+        fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(dir)
+    };
     let port = procs::free_port()?;
+    let native_port = procs::free_port()?;
     let log = fs::File::create(driver_log)
         .with_context(|| format!("cannot create {}", driver_log.display()))?;
     let mut driver = ChildGuard::spawn(
         "tauri-driver",
         Command::new(&config.tauri_driver)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--native-driver",
-                NATIVE_DRIVER,
-            ])
+            .args(["--port", &port.to_string()])
+            .args(["--native-port", &native_port.to_string()])
+            .args(["--native-driver", NATIVE_DRIVER])
             .env("DISPLAY", &display)
             .env("NO_AT_BRIDGE", "1")
+            .env("XDG_DATA_HOME", xdg_dir("data")?)
+            .env("XDG_CONFIG_HOME", xdg_dir("config")?)
+            .env("XDG_CACHE_HOME", xdg_dir("cache")?)
             .env("CALLDESK_DATA_DIR", data_dir.path())
+            .env("CALLDESK_REGION", REGION)
             .env("CALLDESK_DEMO_EVERY_MS", "1500")
+            .env("LANG", "C.UTF-8")
+            .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdout(log.try_clone()?)
             .stderr(log),
@@ -120,7 +128,7 @@ fn run_in_xvfb(config: &E2eConfig, app: &Path, out_dir: &Path, driver_log: &Path
 
 /// The assertions, once the app is up.
 fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str) -> Result<()> {
-    let expected = expected_first_caller()?;
+    let callers = demo_callers()?;
 
     poll(
         "[data-testid=\"connection-status\"] to have data-state=\"connected\"",
@@ -139,24 +147,27 @@ fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str
 
     let mut last_seen = None;
     let pop = poll(
-        &format!("[data-testid=\"call-pop-number\"] with text {expected:?}"),
+        &format!(
+            "[data-testid=\"call-pop-number\"] to show one of the first {DEMO_CALLS} demo callers"
+        ),
         || {
             let Some(number) = session.find(r#"[data-testid="call-pop-number"]"#)? else {
                 return Ok(None);
             };
             let text = session.text(&number)?;
-            let matched = text.trim() == expected;
+            let call = demo_call_shown(&callers, &text);
             last_seen = Some(text);
-            Ok(matched.then_some(()))
+            Ok(call)
         },
     );
-    if let Err(err) = pop {
-        match last_seen {
-            Some(text) => bail!("{err:#}; the pop showed {text:?} instead"),
-            None => bail!("{err:#}; no call pop appeared"),
-        }
-    }
+    let call = match (pop, last_seen) {
+        (Ok(call), _) => call,
+        (Err(err), Some(text)) => bail!("{err:#}; the pop showed {text:?} instead"),
+        (Err(err), None) => bail!("{err:#}; no call pop appeared"),
+    };
+    let expected = &callers[call];
     let to_pop = started.elapsed();
+    println!("the pop shows demo call {call}: {expected}");
     let call_pop = out_dir.join("call-pop.png");
     write(&call_pop, &session.screenshot()?)?;
 
@@ -165,7 +176,7 @@ fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str
     let status = poll(&what, || {
         for row in session.find_all(r#"[data-testid="call-row"]"#)? {
             if let Some(status) = final_status(session, &row)?
-                && session.text(&row)?.contains(&expected)
+                && session.text(&row)?.contains(expected.as_str())
             {
                 return Ok(Some(status));
             }
@@ -191,7 +202,7 @@ fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str
     let russian = switch_to_russian(session, out_dir)?;
 
     println!(
-        "session start -> call pop showing {expected}: {:.2} s",
+        "session start -> call pop showing {expected} (demo call {call}): {:.2} s",
         to_pop.as_secs_f64()
     );
     println!("screenshots:");
@@ -226,13 +237,23 @@ fn final_status(session: &Session, row: &Element) -> Result<Option<String>> {
     Ok(status.filter(|status| FINAL_STATUSES.contains(&status.as_str())))
 }
 
-/// The display form of the first demo caller, as the app must show it.
-fn expected_first_caller() -> Result<String> {
-    let raw = calldesk_sim::demo::demo_caller(0);
-    let number = calldesk_calls::NumberPlan::new("RU")?
-        .parse(&raw)
-        .with_context(|| format!("the first demo caller {raw:?} is not a valid number"))?;
-    Ok(number.display())
+/// The display forms of the first [`DEMO_CALLS`] demo callers, as the app must show them.
+fn demo_callers() -> Result<Vec<String>> {
+    let plan = calldesk_calls::NumberPlan::new(REGION)?;
+    (0..DEMO_CALLS)
+        .map(|n| {
+            let raw = calldesk_sim::demo::demo_caller(n);
+            let number = plan
+                .parse(&raw)
+                .with_context(|| format!("demo caller {n} ({raw:?}) is not a valid number"))?;
+            Ok(number.display())
+        })
+        .collect()
+}
+
+/// Which demo call (index into `callers`) a pop showing `text` belongs to, if any.
+fn demo_call_shown(callers: &[String], text: &str) -> Option<usize> {
+    callers.iter().position(|caller| caller == text.trim())
 }
 
 /// [`procs::wait_for`] with the standard deadline, retrying on transient WebDriver errors (the
@@ -282,4 +303,36 @@ fn start_xvfb(out_dir: &Path) -> Result<(String, ChildGuard)> {
         bail!("{err:#}\nXvfb log:\n{}", procs::tail(&log_path, 20));
     }
     Ok((display, xvfb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DEMO_CALLS, demo_call_shown, demo_callers};
+
+    #[test]
+    fn demo_callers_are_distinct_display_numbers() {
+        let callers = demo_callers().expect("demo callers");
+        assert_eq!(callers.len(), DEMO_CALLS as usize);
+        // demo_caller(0) is +74951234567; the app shows it grouped.
+        assert_eq!(callers[0], "+7 495 123-45-67");
+        for (n, caller) in callers.iter().enumerate() {
+            assert_eq!(
+                callers.iter().position(|c| c == caller),
+                Some(n),
+                "{caller}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_pop_is_matched_to_its_demo_call() {
+        let callers = demo_callers().expect("demo callers");
+        assert_eq!(demo_call_shown(&callers, &callers[0]), Some(0));
+        assert_eq!(
+            demo_call_shown(&callers, &format!(" {}\n", callers[5])),
+            Some(5)
+        );
+        assert_eq!(demo_call_shown(&callers, "+7 999 000-00-00"), None);
+        assert_eq!(demo_call_shown(&callers, ""), None);
+    }
 }

@@ -1,23 +1,26 @@
 //! calldesk developer tasks (the "xtask" pattern: plain Rust instead of shell scripts).
 //!
 //! ```text
-//! cargo xtask test   everything CI runs, with all set-up: Debian packages (installed when root),
-//!                    tauri-driver, the UI's npm build/check/test, PostgreSQL for the tests,
-//!                    cargo fmt, clippy, test, then the end-to-end test; prints
-//!                    `xtask: N passed, M failed` last
-//! cargo xtask e2e    only the end-to-end test: the real app under Xvfb, driven over WebDriver
+//! cargo xtask test   everything CI runs, with all set-up: toolchain checks, Debian packages
+//!                    (installed when root), tauri-driver, the UI's npm build/check/test,
+//!                    PostgreSQL for the tests, cargo fmt, clippy, test, then the end-to-end
+//!                    test; prints `xtask: N passed, M failed[, K skipped]` last
+//! cargo xtask e2e    only the end-to-end test (builds the UI and the app): the real app under
+//!                    Xvfb, driven over WebDriver
 //! cargo xtask demo   builds the UI and the app, and runs the app in demo mode
 //! cargo xtask pg     starts a throwaway PostgreSQL, prints its DATABASE_URL, stops on Ctrl-C
 //! ```
 //!
 //! Environment: `DATABASE_URL` (use this database for the tests), `XTASK_PG=throwaway` (always
-//! start a throwaway cluster). Modules: `steps` (the `test` pipeline), `pg`, `e2e` with its
-//! `webdriver` client, `demo`, `apt`, and `procs` (commands and guards that stop background
-//! processes on every exit path). The `tidy` test checks the workspace's house rules.
+//! start a throwaway cluster). Modules: `steps` (the `test` pipeline), `app` (building the UI
+//! and the desktop app), `pg`, `e2e` with its `webdriver` client, `demo`, `apt`, and `procs`
+//! (commands and guards that stop background processes on every exit path). The `tidy` test
+//! checks the workspace's house rules.
 
 // A command-line tool: printing to stdout is its user interface.
 #![allow(clippy::print_stdout)]
 
+mod app;
 mod apt;
 mod demo;
 mod e2e;
@@ -34,7 +37,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   test   set up everything and run all checks and tests (what CI runs)
-  e2e    run only the end-to-end test (after `cargo xtask test` set things up)
+  e2e    build the UI and the app and run only the end-to-end test
+         (needs the packages and tauri-driver that `cargo xtask test` sets up)
   demo   build and run the desktop app in demo mode
   pg     start a throwaway PostgreSQL and print its DATABASE_URL (Ctrl-C stops it)";
 

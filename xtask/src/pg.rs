@@ -1,6 +1,7 @@
 //! PostgreSQL for the Rust tests: `DATABASE_URL` if set, else the machine's server on
-//! 127.0.0.1:5432 (trust auth), else a throwaway cluster in a temp dir that is stopped and deleted
-//! when its guard drops. `XTASK_PG=throwaway` forces the throwaway cluster.
+//! 127.0.0.1:5432 if `psql` can log in there as `postgres` without a password, else a throwaway
+//! cluster in a temp dir that is stopped and deleted when its guard drops. `XTASK_PG=throwaway`
+//! forces the throwaway cluster.
 
 use std::fmt;
 use std::fs;
@@ -11,6 +12,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 
 use crate::{apt, procs};
+
+/// The machine's own server, when it lets `postgres` in without a password (trust auth).
+const LOCAL_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Where the tests' database comes from; the throwaway cluster lives as long as this value.
 #[derive(Debug)]
@@ -39,9 +43,12 @@ impl Database {
             return Ok(Self::FromEnv(url));
         }
         if procs::port_accepts(5432) {
-            return Ok(Self::Local(
-                "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
-            ));
+            match local_login() {
+                Ok(()) => return Ok(Self::Local(LOCAL_URL.to_owned())),
+                Err(why) => println!(
+                    "not using the server on 127.0.0.1:5432: {why:#}\nstarting a throwaway cluster"
+                ),
+            }
         }
         Ok(Self::Throwaway(ThrowawayCluster::start()?))
     }
@@ -158,6 +165,10 @@ impl ThrowawayCluster {
 impl Drop for ThrowawayCluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
+        // No pid file: initdb or the start failed and there is no server to stop.
+        if !data.join("postmaster.pid").exists() {
+            return;
+        }
         let stopped = procs::output(
             self.pg_command("pg_ctl")
                 .args(["-w", "stop", "-m", "fast", "-D"])
@@ -169,6 +180,25 @@ impl Drop for ThrowawayCluster {
         }
         // `self.dir` (a TempDir) removes the files after this.
     }
+}
+
+/// Checks that [`LOCAL_URL`] really lets us in: `psql` without a password prompt, 5 s to connect.
+fn local_login() -> Result<()> {
+    let psql = procs::find_program("psql").context(
+        "psql is not installed (Debian package postgresql-client), so it cannot be checked",
+    )?;
+    let out = procs::output(
+        Command::new(psql)
+            .args(["-w", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres"])
+            .args(["-d", "postgres", "-Atc", "select 1"])
+            .env("PGCONNECT_TIMEOUT", "5")
+            .env_remove("PGPASSWORD"),
+    )
+    .context("cannot log in as `postgres` without a password")?;
+    if out.trim() != "1" {
+        bail!("`select 1` returned {:?}", out.trim());
+    }
+    Ok(())
 }
 
 /// `/usr/lib/postgresql/<highest version>/bin` if it has `initdb`.

@@ -11,6 +11,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use rustix::process::{self, Pid, Signal};
+
+/// How long a foreground command may take to stop after SIGTERM before it gets SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(10);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -72,24 +76,35 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 }
 
 /// Runs a command with inherited stdio and returns how it exited. If xtask is asked to stop
-/// (SIGTERM, or Ctrl-C, which the child also receives from the terminal), the child gets SIGTERM
-/// and we wait for it, so nothing outlives xtask.
+/// (SIGTERM, or Ctrl-C, which the child also receives from the terminal), the child gets SIGTERM,
+/// then SIGKILL if it is still running after [`TERM_GRACE`], so nothing outlives xtask.
 pub fn run_status(cmd: &mut Command) -> Result<ExitStatus> {
     let line = display(cmd);
     println!("$ {line}");
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot start `{line}` (is it installed and in PATH?)"))?;
-    let mut forwarded = false;
+    let mut terminated_at: Option<Instant> = None;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status);
         }
-        if interrupted() && !forwarded {
-            forwarded = true;
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+        match terminated_at {
+            None if interrupted() => {
+                terminated_at = Some(Instant::now());
+                let pid = Pid::from_child(&child);
+                if let Err(err) = process::kill_process(pid, Signal::TERM) {
+                    eprintln!("xtask: warning: cannot send SIGTERM to `{line}`: {err}");
+                }
+            }
+            Some(at) if at.elapsed() >= TERM_GRACE => {
+                eprintln!("xtask: `{line}` ignored SIGTERM for {TERM_GRACE:?}, killing it");
+                child
+                    .kill()
+                    .with_context(|| format!("cannot kill `{line}`"))?;
+                return Ok(child.wait()?);
+            }
+            _ => {}
         }
         thread::sleep(Duration::from_millis(50));
     }
@@ -125,12 +140,9 @@ pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-/// Whether we run as root (`id -u` is 0).
+/// Whether we run as root.
 pub fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+    process::getuid().is_root()
 }
 
 /// Looks a program up in `PATH`, then in `~/.cargo/bin`.
@@ -193,7 +205,7 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.subsec_nanos());
         let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(Self { path })
     }
 
@@ -242,12 +254,16 @@ impl ChildGuard {
         }
     }
 
-    fn signal_group(&self, signal: &str) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args([signal, "--", group.as_str()])
-            .stderr(Stdio::null())
-            .status();
+    /// Signals the whole process group; a group that is already gone is not an error.
+    fn signal_group(&self, signal: Signal) {
+        let group = Pid::from_child(&self.child);
+        match process::kill_process_group(group, signal) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+            Err(err) => eprintln!(
+                "xtask: warning: cannot send {signal:?} to the process group of {}: {err}",
+                self.name
+            ),
+        }
     }
 }
 
@@ -255,22 +271,23 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             // The leader is gone; its group may not be.
-            self.signal_group("-KILL");
+            self.signal_group(Signal::KILL);
             return;
         }
-        self.signal_group("-TERM");
+        self.signal_group(Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
-                self.signal_group("-KILL");
+                self.signal_group(Signal::KILL);
                 println!("xtask: stopped {}", self.name);
                 return;
             }
             thread::sleep(Duration::from_millis(50));
         }
-        self.signal_group("-KILL");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.signal_group(Signal::KILL);
+        if let Err(err) = self.child.kill().and_then(|()| self.child.wait()) {
+            eprintln!("xtask: warning: killing {}: {err}", self.name);
+        }
         println!("xtask: killed {}", self.name);
     }
 }

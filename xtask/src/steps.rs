@@ -1,6 +1,6 @@
 //! `cargo xtask test`: every set-up and check step in order, each with a header and its duration;
 //! stops at the first failure and ends with the summary line CI reads:
-//! `xtask: N passed, M failed`.
+//! `xtask: N passed, M failed` (plus `, K skipped` when a failure skipped later steps).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::e2e::{self, E2eConfig};
 use crate::pg::Database;
-use crate::{apt, procs};
+use crate::{app, apt, procs};
 
 /// Debian packages needed to build the app (Tauri/WebKitGTK) and to run its tests headless.
 const SYSTEM_PACKAGES: &[&str] = &[
@@ -45,6 +45,9 @@ struct Context {
     tauri_driver: Option<PathBuf>,
     database: Option<Database>,
 }
+
+/// The end-to-end step's name, in `test` and `e2e`.
+const E2E_STEP: &str = "End-to-end (app under Xvfb via WebDriver)";
 
 /// Runs steps in order, timing them and counting results.
 #[derive(Debug)]
@@ -96,12 +99,22 @@ impl Runner {
         let seconds = self.started.elapsed().as_secs_f64();
         println!();
         println!("total time {seconds:.1} s");
-        println!("xtask: {} passed, {} failed", self.passed, self.failed);
+        println!("{}", summary(self.passed, self.failed, self.total));
         if self.failed == 0 {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `xtask: N passed, M failed`, with `, K skipped` when steps did not run.
+fn summary(passed: usize, failed: usize, total: usize) -> String {
+    let skipped = total.saturating_sub(passed + failed);
+    if skipped == 0 {
+        format!("xtask: {passed} passed, {failed} failed")
+    } else {
+        format!("xtask: {passed} passed, {failed} failed, {skipped} skipped")
     }
 }
 
@@ -112,7 +125,15 @@ pub fn test_all() -> ExitCode {
         tauri_driver: None,
         database: None,
     };
-    let mut runner = Runner::new(8);
+    let mut runner = Runner::new(9);
+    runner.step(
+        "Toolchains (node, npm, rustfmt, clippy)",
+        "install what the error names, then run the command again",
+        || {
+            println!("{}", app::check_node()?);
+            ensure_rust_components()
+        },
+    );
     runner.step(
         "System packages",
         "install the packages listed above (as root xtask installs them itself)",
@@ -120,7 +141,7 @@ pub fn test_all() -> ExitCode {
     );
     runner.step(
         "Cargo tools (tauri-driver)",
-        "run `cargo install tauri-driver@2.1.0 --locked` and check ~/.cargo/bin is in PATH",
+        &format!("run `cargo install {TAURI_DRIVER} --locked` and check ~/.cargo/bin is in PATH"),
         || {
             ctx.tauri_driver = Some(ensure_tauri_driver()?);
             Ok(())
@@ -129,7 +150,13 @@ pub fn test_all() -> ExitCode {
     runner.step(
         "UI (npm ci, build, check, test)",
         "fix the UI errors above; run the same npm scripts in ui/ to iterate",
-        || ui_checks(&ctx.root),
+        || {
+            // Built here, not in the end-to-end step: clippy and the tests compile the app,
+            // which embeds ui/dist.
+            app::build_ui(&ctx.root)?;
+            app::npm_run(&ctx.root, "check")?;
+            app::npm_run(&ctx.root, "test")
+        },
     );
     runner.step(
         "PostgreSQL",
@@ -188,14 +215,19 @@ pub fn test_all() -> ExitCode {
         },
     );
     runner.step(
-        "End-to-end (app under Xvfb via WebDriver)",
+        E2E_STEP,
         "see the log tail and screenshots in target/e2e/; rerun with `cargo xtask e2e`",
         || {
             let tauri_driver = ctx
                 .tauri_driver
                 .clone()
                 .context("tauri-driver not set up")?;
-            e2e_with(&ctx.root, tauri_driver)
+            // The UI step has built ui/dist already.
+            e2e::run(&E2eConfig {
+                root: ctx.root.clone(),
+                tauri_driver,
+                build_ui: false,
+            })
         },
     );
     // Stop the throwaway database (if any) before the summary line.
@@ -203,32 +235,56 @@ pub fn test_all() -> ExitCode {
     runner.finish()
 }
 
-/// `cargo xtask e2e`: only the end-to-end step, assuming `cargo xtask test` set things up.
+/// `cargo xtask e2e`: only the end-to-end step (builds the UI and the app; needs the system
+/// packages and tauri-driver that `cargo xtask test` sets up).
 pub fn e2e_only() -> ExitCode {
     let mut runner = Runner::new(1);
     runner.step(
-        "End-to-end (app under Xvfb via WebDriver)",
+        E2E_STEP,
         "see the log tail and screenshots in target/e2e/; run `cargo xtask test` once to set up",
         || {
-            let tauri_driver = procs::find_program("tauri-driver").context(
-                "tauri-driver not found in PATH or ~/.cargo/bin: run `cargo xtask test` once, or \
-                 `cargo install tauri-driver@2.1.0 --locked`",
-            )?;
-            e2e_with(&repo_root(), tauri_driver)
+            let tauri_driver = procs::find_program("tauri-driver").with_context(|| {
+                format!(
+                    "tauri-driver not found in PATH or ~/.cargo/bin: run `cargo xtask test` once, \
+                     or `cargo install {TAURI_DRIVER} --locked`"
+                )
+            })?;
+            e2e::run(&E2eConfig {
+                root: repo_root(),
+                tauri_driver,
+                build_ui: true,
+            })
         },
     );
     runner.finish()
 }
 
-fn e2e_with(root: &Path, tauri_driver: PathBuf) -> Result<()> {
-    let config = E2eConfig {
-        root: root.to_owned(),
-        target_dir: target_dir(root)?,
-        tauri_driver,
-    };
-    e2e::run(&config)
+/// Adds rustfmt and clippy with rustup when `cargo fmt` / `cargo clippy` do not work.
+fn ensure_rust_components() -> Result<()> {
+    let works =
+        |subcommand: &str| procs::output(procs::cargo().args([subcommand, "--version"])).is_ok();
+    let missing: Vec<&str> = [("fmt", "rustfmt"), ("clippy", "clippy")]
+        .into_iter()
+        .filter(|(subcommand, _)| !works(subcommand))
+        .map(|(_, component)| component)
+        .collect();
+    if missing.is_empty() {
+        println!("cargo fmt and cargo clippy work");
+        return Ok(());
+    }
+    if procs::find_program("rustup").is_none() {
+        bail!(
+            "the Rust components {} are missing and rustup is not installed: add them to your \
+             Rust toolchain",
+            missing.join(" and ")
+        );
+    }
+    procs::run(
+        Command::new("rustup")
+            .args(["component", "add"])
+            .args(&missing),
+    )
 }
-
 fn system_packages() -> Result<()> {
     let missing = apt::missing(SYSTEM_PACKAGES)?;
     if missing.is_empty() {
@@ -256,58 +312,39 @@ fn ensure_tauri_driver() -> Result<PathBuf> {
         .context("`cargo install` succeeded but tauri-driver is not in PATH or ~/.cargo/bin")
 }
 
-/// `npm ci` when needed, then the UI's build, type check and unit tests.
-fn ui_checks(root: &Path) -> Result<()> {
-    let ui = root.join("ui");
-    ensure_npm_deps(&ui)?;
-    for script in ["build", "check", "test"] {
-        procs::run(Command::new("npm").args(["run", script]).current_dir(&ui))?;
-    }
-    Ok(())
-}
-
-/// Runs `npm ci` in `ui` when `node_modules` is missing or older than `package-lock.json`.
-pub fn ensure_npm_deps(ui: &Path) -> Result<()> {
-    let lock = ui.join("package-lock.json");
-    let installed = ui.join("node_modules").join(".package-lock.json");
-    let modified = |path: &Path| path.metadata().and_then(|meta| meta.modified()).ok();
-    let up_to_date = match (modified(&lock), modified(&installed)) {
-        (Some(lock), Some(installed)) => lock <= installed,
-        _ => false,
-    };
-    if up_to_date {
-        println!("ui/node_modules is up to date");
-        return Ok(());
-    }
-    if !lock.is_file() {
-        bail!(
-            "{} is missing: the UI must commit its package-lock.json",
-            lock.display()
-        );
-    }
-    procs::run(
-        Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(ui),
-    )
-}
-
 /// The repository root (xtask lives in `<root>/xtask`).
 pub fn repo_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_owned()
 }
 
-/// Cargo's target directory for the workspace (honours `CARGO_TARGET_DIR` and config).
-pub fn target_dir(root: &Path) -> Result<PathBuf> {
+/// `cargo metadata --format-version 1` plus `extra` arguments, parsed.
+pub fn cargo_metadata(root: &Path, extra: &[&str]) -> Result<serde_json::Value> {
     let json = procs::output(
         procs::cargo()
-            .args(["metadata", "--no-deps", "--format-version", "1"])
+            .args(["metadata", "--format-version", "1"])
+            .args(extra)
             .current_dir(root),
     )?;
-    let metadata: serde_json::Value = serde_json::from_str(&json).context("cargo metadata")?;
-    metadata["target_directory"]
+    serde_json::from_str(&json).context("cargo metadata printed invalid JSON")
+}
+
+/// Cargo's target directory for the workspace (honours `CARGO_TARGET_DIR` and config).
+pub fn target_dir(root: &Path) -> Result<PathBuf> {
+    cargo_metadata(root, &["--no-deps"])?["target_directory"]
         .as_str()
         .map(PathBuf::from)
         .context("cargo metadata has no target_directory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn summary_counts_skipped_steps_only_when_there_are_some() {
+        assert_eq!(summary(9, 0, 9), "xtask: 9 passed, 0 failed");
+        assert_eq!(summary(3, 1, 9), "xtask: 3 passed, 1 failed, 5 skipped");
+        assert_eq!(summary(8, 1, 9), "xtask: 8 passed, 1 failed");
+    }
 }

@@ -1,33 +1,19 @@
 //! House rules of the workspace (docs: architecture.md), checked from `cargo metadata` by
 //! `cargo test`: layer-0 crates stay free of tokio, only the Tauri shell depends on tauri, every
 //! package uses the workspace lints and is not published, every crate root has a `//!` header.
-//! Crates that do not exist (yet) are skipped.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs;
-use std::process::Command;
 
 use serde_json::Value;
 
 /// Pure crates: no tokio, directly or through any normal dependency.
 const LAYER_0: &[&str] = &["calldesk-calls", "calldesk-ami-proto", "calldesk-wire"];
-/// The only package allowed to depend on tauri.
+/// The only package allowed to depend on tauri or any `tauri*` crate (tauri-build, plugins).
 const TAURI_SHELL: &str = "calldesk-desktop";
 
 fn metadata() -> Value {
-    let root = crate::steps::repo_root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1"])
-        .current_dir(&root)
-        .output()
-        .expect("cannot run cargo metadata");
-    assert!(
-        out.status.success(),
-        "cargo metadata failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("cargo metadata printed invalid JSON")
+    crate::steps::cargo_metadata(&crate::steps::repo_root(), &[]).expect("cargo metadata")
 }
 
 /// The workspace's packages (as `cargo metadata` describes them).
@@ -73,11 +59,15 @@ fn layer_0_crates_do_not_depend_on_tokio() {
         .iter()
         .map(|package| (package["id"].as_str().unwrap_or_default(), name(package)))
         .collect();
+    let packages = workspace_packages(&metadata);
     let mut offenders = Vec::new();
-    for package in workspace_packages(&metadata) {
-        if !LAYER_0.contains(&name(package)) {
+    for layer_0 in LAYER_0 {
+        let Some(package) = packages.iter().find(|package| name(package) == *layer_0) else {
+            offenders.push(format!(
+                "{layer_0}: not in the workspace (renamed? update LAYER_0)"
+            ));
             continue;
-        }
+        };
         // Breadth-first over normal dependencies, remembering how we got to each package.
         let start = package["id"].as_str().unwrap_or_default();
         let mut parent: HashMap<&str, &str> = HashMap::new();
@@ -121,17 +111,20 @@ fn only_the_tauri_shell_depends_on_tauri() {
     let offenders: Vec<String> = workspace_packages(&metadata)
         .into_iter()
         .filter(|package| name(package) != TAURI_SHELL)
-        .filter(|package| {
+        .flat_map(|package| {
             package["dependencies"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|dep| dep["name"] == "tauri")
+                .filter_map(|dep| dep["name"].as_str())
+                .filter(|dep| dep.starts_with("tauri"))
+                .map(|dep| format!("{} -> {dep}", name(package)))
         })
-        .map(|package| name(package).to_owned())
         .collect();
     report(
-        &format!("only {TAURI_SHELL} may depend on tauri"),
+        &format!(
+            "only {TAURI_SHELL} may depend on tauri crates (tauri, tauri-build, tauri-plugin-*)"
+        ),
         &offenders,
     );
 }

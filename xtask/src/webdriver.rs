@@ -72,7 +72,7 @@ impl Session {
             .into();
         let base = base.trim_end_matches('/');
         let body = json!({ "capabilities": capabilities });
-        let value = send(&agent, "POST", &format!("{base}/session"), Some(&body))
+        let value = send(&agent, Method::Post(&body), &format!("{base}/session"))
             .context("cannot create a WebDriver session")?;
         let id = value["sessionId"]
             .as_str()
@@ -136,27 +136,28 @@ impl Session {
     /// `DELETE /session/{id}`: ends the session and closes the app.
     pub fn close(mut self) -> Result<()> {
         self.open = false;
-        send(&self.agent, "DELETE", &self.url, None).map(drop)
+        send(&self.agent, Method::Delete, &self.url).map(drop)
     }
 
     fn get(&self, path: &str) -> Result<Value> {
-        send(&self.agent, "GET", &format!("{}{path}", self.url), None)
+        send(&self.agent, Method::Get, &format!("{}{path}", self.url))
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Value> {
         send(
             &self.agent,
-            "POST",
+            Method::Post(body),
             &format!("{}{path}", self.url),
-            Some(body),
         )
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.open {
-            let _ = send(&self.agent, "DELETE", &self.url, None);
+        if self.open
+            && let Err(err) = send(&self.agent, Method::Delete, &self.url)
+        {
+            eprintln!("xtask: warning: deleting the WebDriver session: {err:#}");
         }
     }
 }
@@ -168,13 +169,30 @@ fn element_from(value: &Value) -> Result<Element> {
         .ok_or_else(|| anyhow!("expected an element reference, got {value}"))
 }
 
+/// The HTTP requests WebDriver uses; only POST has a (JSON) body.
+#[derive(Debug, Clone, Copy)]
+enum Method<'a> {
+    Get,
+    Post(&'a Value),
+    Delete,
+}
+
+impl fmt::Display for Method<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Get => "GET",
+            Self::Post(_) => "POST",
+            Self::Delete => "DELETE",
+        })
+    }
+}
+
 /// One request; returns the response's `value`, or a [`WebDriverError`] for error responses.
-fn send(agent: &ureq::Agent, method: &str, url: &str, body: Option<&Value>) -> Result<Value> {
-    let sent = match (method, body) {
-        ("POST", Some(body)) => agent.post(url).send_json(body),
-        ("POST", None) => agent.post(url).send_json(json!({})),
-        ("DELETE", _) => agent.delete(url).call(),
-        _ => agent.get(url).call(),
+fn send(agent: &ureq::Agent, method: Method<'_>, url: &str) -> Result<Value> {
+    let sent = match method {
+        Method::Get => agent.get(url).call(),
+        Method::Post(body) => agent.post(url).send_json(body),
+        Method::Delete => agent.delete(url).call(),
     };
     let mut response = sent.with_context(|| format!("{method} {url}"))?;
     let status = response.status().as_u16();

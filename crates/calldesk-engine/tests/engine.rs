@@ -9,6 +9,28 @@ use std::time::Duration;
 use calldesk_engine::{Engine, EngineConfig, EngineEvent, ProfileConfig};
 use calldesk_wire::{CallStateView, ConnectionState, ProfileKind};
 
+/// An engine in the Direct profile against the AMI at `addr`.
+async fn start_direct(
+    addr: &str,
+    username: impl Into<String>,
+    secret: impl Into<String>,
+    dir: &std::path::Path,
+) -> calldesk_engine::EngineHandle {
+    Engine::start(EngineConfig {
+        profile: ProfileConfig::Direct {
+            addr: addr.to_owned(),
+            credentials: calldesk_ami::AmiCredentials {
+                username: username.into(),
+                secret: secret.into(),
+            },
+        },
+        data_dir: dir.to_owned(),
+        region: "RU".into(),
+    })
+    .await
+    .unwrap()
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("calldesk-engine-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -94,19 +116,7 @@ async fn unreachable_pbx_reports_reconnecting_with_the_reason() {
         .unwrap()
         .port();
     let dir = temp_dir("down");
-    let engine = Engine::start(EngineConfig {
-        profile: ProfileConfig::Direct {
-            addr: format!("127.0.0.1:{port}"),
-            credentials: calldesk_ami::AmiCredentials {
-                username: "crm".into(),
-                secret: "s3cret".into(),
-            },
-        },
-        data_dir: dir.clone(),
-        region: "RU".into(),
-    })
-    .await
-    .unwrap();
+    let engine = start_direct(&format!("127.0.0.1:{port}"), "crm", "s3cret", &dir).await;
     let mut events = engine.subscribe();
     let status = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -143,19 +153,7 @@ fn every_demo_caller_is_a_valid_number() {
 async fn a_rejected_login_says_so_without_the_secret() {
     let (addr, _, _stop) = start_sim("127.0.0.1:0".parse().unwrap()).await;
     let dir = temp_dir("rejected");
-    let engine = Engine::start(EngineConfig {
-        profile: ProfileConfig::Direct {
-            addr: addr.to_string(),
-            credentials: calldesk_ami::AmiCredentials {
-                username: "calldesk".into(),
-                secret: "s3cret-wrong".into(),
-            },
-        },
-        data_dir: dir.clone(),
-        region: "RU".into(),
-    })
-    .await
-    .unwrap();
+    let engine = start_direct(&addr.to_string(), "calldesk", "s3cret-wrong", &dir).await;
     let mut events = engine.subscribe();
     let status = wait_for_state(&mut events, ConnectionState::Reconnecting).await;
     let detail = status.detail.unwrap_or_default();
@@ -208,19 +206,7 @@ async fn reconnects_by_itself_when_the_pbx_comes_back() {
     let (addr, first_pbx, stop) = start_sim("127.0.0.1:0".parse().unwrap()).await;
     let dir = temp_dir("restart");
     let defaults = calldesk_sim::ami::AmiSimConfig::default();
-    let engine = Engine::start(EngineConfig {
-        profile: ProfileConfig::Direct {
-            addr: addr.to_string(),
-            credentials: calldesk_ami::AmiCredentials {
-                username: defaults.username,
-                secret: defaults.secret,
-            },
-        },
-        data_dir: dir.clone(),
-        region: "RU".into(),
-    })
-    .await
-    .unwrap();
+    let engine = start_direct(&addr.to_string(), defaults.username, defaults.secret, &dir).await;
     let mut events = engine.subscribe();
     if engine.connection_status().state != ConnectionState::Connected {
         wait_for_state(&mut events, ConnectionState::Connected).await;
