@@ -291,8 +291,10 @@ fn cdr(s: &mut Script, c: Cdr<'_>) -> Result<(), EncodeError> {
 /// The two kinds of Cdr a trunk leg gets: one for its `Dial` to the agent, and one for its own
 /// `Hangup(cause)` after a failed Dial.
 struct TrunkCdrs<'a> {
-    t: &'a Chan,
-    agent: &'a str,
+    /// The trunk channel as the Cdrs show it: caller id, name and ids, which do not change
+    /// while the script goes on mutating the live channel's priority.
+    t: Chan,
+    agent: String,
     dial_data: &'a str,
     did: &'a str,
 }
@@ -305,8 +307,8 @@ impl TrunkCdrs<'_> {
         disposition: &str,
     ) -> Result<(), EncodeError> {
         let c = Cdr {
-            t: self.t,
-            dest_channel: self.agent,
+            t: &self.t,
+            dest_channel: &self.agent,
             last_app: "Dial",
             last_data: self.dial_data,
             start,
@@ -326,7 +328,7 @@ impl TrunkCdrs<'_> {
         disposition: &str,
     ) -> Result<(), EncodeError> {
         let c = Cdr {
-            t: self.t,
+            t: &self.t,
             dest_channel: "",
             last_app: "Hangup",
             last_data: cause,
@@ -560,6 +562,12 @@ pub fn render(
 
     s.at = call.ring;
     let ring_s = call.ring.as_secs();
+    let cdrs = TrunkCdrs {
+        t: t.clone(),
+        agent: a.name.clone(),
+        dial_data: &dial_app_data,
+        did: &did,
+    };
     match kind {
         ScenarioKind::InboundAnswered => {
             let answer_epoch = epoch + ring_s;
@@ -608,12 +616,6 @@ pub fn render(
             s.bridge("BridgeLeave", &b, 0, Some(&a))?;
             s.bridge("BridgeDestroy", &b, 0, None)?;
             s.hangup_ev("Hangup", &t, "16", Some("Normal Clearing"))?;
-            let cdrs = TrunkCdrs {
-                t: &t,
-                agent: &a_name,
-                dial_data: &dial_app_data,
-                did: &did,
-            };
             cdrs.dial(&mut s, (epoch, Some(answer_epoch), end_epoch), "ANSWERED")?;
             s.devstate(&dev_ext, "NOT_INUSE")?;
             s.hangup_ev("Hangup", &a, "16", Some("Normal Clearing"))?;
@@ -633,12 +635,6 @@ pub fn render(
             s.newexten(&t, "Hangup", "19")?;
             s.hangup_ev("SoftHangupRequest", &t, "16", None)?;
             s.devstate(&dev_ext, "NOT_INUSE")?;
-            let cdrs = TrunkCdrs {
-                t: &t,
-                agent: &a.name,
-                dial_data: &dial_app_data,
-                did: &did,
-            };
             cdrs.dial(&mut s, (epoch, None, end_epoch), "NO ANSWER")?;
             cdrs.hangup(&mut s, "19", end_epoch, "NO ANSWER")?;
             s.devstate(dev_trunk, "NOT_INUSE")?;
@@ -657,12 +653,6 @@ pub fn render(
             t.priority = 14;
             s.newexten(&t, "Hangup", "17")?;
             s.hangup_ev("SoftHangupRequest", &t, "16", None)?;
-            let cdrs = TrunkCdrs {
-                t: &t,
-                agent: &a.name,
-                dial_data: &dial_app_data,
-                did: &did,
-            };
             cdrs.dial(&mut s, (epoch, None, end_epoch), "BUSY")?;
             s.devstate(dev_trunk, "NOT_INUSE")?;
             s.hangup_ev("Hangup", &t, "17", Some("User busy"))?;
