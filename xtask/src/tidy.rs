@@ -8,7 +8,12 @@ use std::fs;
 use serde_json::Value;
 
 /// Pure crates: no tokio, directly or through any normal dependency.
-const LAYER_0: &[&str] = &["calldesk-calls", "calldesk-ami-proto", "calldesk-wire"];
+const LAYER_0: &[&str] = &[
+    "calldesk-calls",
+    "calldesk-ami-proto",
+    "calldesk-asterisk",
+    "calldesk-wire",
+];
 /// The only package allowed to depend on tauri or any `tauri*` crate (tauri-build, plugins).
 const TAURI_SHELL: &str = "calldesk-desktop";
 

@@ -16,7 +16,6 @@
 //! simulator over a real socket (tests/connection.rs).
 
 mod connection;
-mod tracker;
 
+pub use calldesk_asterisk::{AsteriskTracker, extension_of_channel};
 pub use connection::{AmiConnection, AmiCredentials, AmiError};
-pub use tracker::{AsteriskTracker, extension_of_channel};

@@ -10,7 +10,9 @@
 //! - numbers: [`NumberPlan`] (default region, e.g. RU) turns what a PBX sent into a [`Party`], with a
 //!   normalised E.164 [`PhoneNumber`] when the text is a real phone number;
 //! - calls: [`Call`], [`CallPhase`], [`CallStatus`], [`Direction`], [`HangupCause`], [`Timestamp`];
-//! - [`CallBook`]: the live calls of one tenant, keyed by id.
+//! - [`CallBook`]: the live calls of one tenant, keyed by id;
+//! - controls: [`Control`] and the [`Pbx`] trait every backend implements ([`Capabilities`],
+//!   [`ControlError`] with stable codes).
 //!
 //! Invariants:
 //! - Time is an input: every event carries its own [`Timestamp`].
@@ -22,12 +24,17 @@
 
 mod book;
 mod call;
+mod control;
 mod ids;
 mod phone;
 
 pub use book::{Anomaly, CallBook, CallUpdate, UpdateKind};
 pub use call::{
     Call, CallEvent, CallEventKind, CallPhase, CallStatus, Direction, HangupCause, Timestamp,
+};
+pub use control::{
+    Capabilities, Control, ControlError, ControlOutcome, Destination, MonitorMode, Pbx,
+    RecordAction, TransferKind,
 };
 pub use ids::{CallId, Extension, IdError, TenantId};
 pub use phone::{NumberPlan, Party, PhoneError, PhoneNumber};

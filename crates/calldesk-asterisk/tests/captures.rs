@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::BytesMut;
-use calldesk_ami::AsteriskTracker;
 use calldesk_ami_proto::{AmiDecoder, Frame};
+use calldesk_asterisk::AsteriskTracker;
 use calldesk_calls::{CallBook, NumberPlan, TenantId, Timestamp, UpdateKind};
 
 /// Replays a capture through decoder → tracker → call book; returns the ended calls as JSON in

@@ -1,0 +1,1 @@
+//! Call controls → AMI actions (being written).
