@@ -77,7 +77,8 @@ async fn login_ping_and_a_played_call_end_to_end() {
             if msg.action_id().as_deref() == Some(ping.as_str()) {
                 pong = msg.get_str("Ping").as_deref() == Some("Pong");
             }
-            for ev in tracker.handle(&msg, Timestamp::from_unix_millis(0)) {
+            for ev in tracker.handle_to_vec(&msg, Timestamp::from_unix_millis(0)) {
+                let calldesk_asterisk::TrackerEvent::Call(ev) = ev else { continue };
                 if let Some(u) = book.apply(&ev).unwrap()
                     && u.kind == UpdateKind::Ended
                 {

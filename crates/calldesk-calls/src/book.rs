@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use crate::call::{Call, CallEvent, CallEventKind, CallPhase, CallStatus, Direction};
+use crate::call::{
+    Call, CallEvent, CallEventKind, CallPhase, CallStatus, Direction, Monitor, Transfer,
+};
 use crate::ids::{CallId, TenantId};
 
 /// How many ended call ids are remembered to drop late duplicates.
@@ -91,6 +93,11 @@ impl CallBook {
                 ended_at: None,
                 hangup_cause: None,
                 busy_seen: false,
+                transfers: Vec::new(),
+                monitors: Vec::new(),
+                queue: None,
+                recordings: Vec::new(),
+                on_hold: false,
             };
             self.live.insert(event.call.clone(), call.clone());
             return Ok(Some(CallUpdate {
@@ -134,10 +141,68 @@ impl CallBook {
                 changed
             }
             CallEventKind::BusySignalled => !std::mem::replace(&mut call.busy_seen, true),
+            CallEventKind::Transferred { kind, from, to } => {
+                let transfer = Transfer {
+                    kind: *kind,
+                    from: from.clone(),
+                    to: to.clone(),
+                };
+                let new = call.transfers.last() != Some(&transfer);
+                if new {
+                    call.transfers.push(transfer);
+                }
+                new
+            }
+            CallEventKind::HoldChanged { on } => std::mem::replace(&mut call.on_hold, *on) != *on,
+            CallEventKind::RecordingStarted { file } => {
+                let new = !call.recordings.contains(file);
+                if new {
+                    call.recordings.push(file.clone());
+                }
+                new
+            }
+            CallEventKind::MonitorStarted { supervisor, mode } => {
+                let active = call
+                    .monitors
+                    .iter()
+                    .any(|m| m.active && &m.supervisor == supervisor);
+                if !active {
+                    call.monitors.push(Monitor {
+                        supervisor: supervisor.clone(),
+                        mode: *mode,
+                        active: true,
+                    });
+                }
+                !active
+            }
+            CallEventKind::MonitorStopped { supervisor } => {
+                match call
+                    .monitors
+                    .iter_mut()
+                    .find(|m| m.active && &m.supervisor == supervisor)
+                {
+                    Some(m) => {
+                        m.active = false;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            CallEventKind::QueueJoined { queue } => {
+                let new = call.queue.as_ref() != Some(queue);
+                if new {
+                    call.queue = Some(queue.clone());
+                }
+                new
+            }
             CallEventKind::Ended { cause, status } => {
                 call.ended_at = Some(at);
                 call.phase = CallPhase::Ended;
                 call.hangup_cause = cause.clone();
+                call.on_hold = false;
+                for m in &mut call.monitors {
+                    m.active = false;
+                }
                 call.status = Some(status.unwrap_or_else(|| derive_status(call)));
                 return Ok(self.finish(&event.call));
             }

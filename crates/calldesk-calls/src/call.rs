@@ -1,5 +1,6 @@
 //! Calls and the events that change them.
 
+use crate::control::{MonitorMode, TransferKind};
 use crate::ids::{CallId, Extension, TenantId};
 use crate::phone::Party;
 
@@ -20,6 +21,53 @@ impl Timestamp {
     pub fn seconds_until(self, later: Timestamp) -> i64 {
         later.0.saturating_sub(self.0).max(0) / 1000
     }
+
+    /// The UTC calendar date and time of this instant.
+    pub fn civil(self) -> CivilTime {
+        let secs = self.0.div_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        CivilTime {
+            year,
+            month,
+            day,
+            hour: (rem / 3600) as u32,
+            minute: (rem % 3600 / 60) as u32,
+            second: (rem % 60) as u32,
+            millis: self.0.rem_euclid(1000) as u32,
+        }
+    }
+
+    /// RFC 3339 in UTC with milliseconds: `2026-11-21T11:16:27.617Z`.
+    pub fn rfc3339(self) -> String {
+        let c = self.civil();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis
+        )
+    }
+}
+
+/// A UTC calendar date and time (proleptic Gregorian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CivilTime {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    pub millis: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,6 +161,26 @@ pub struct HangupCause {
     pub text: String,
 }
 
+/// A transfer of the customer from one operator to another destination.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Transfer {
+    pub kind: TransferKind,
+    /// The operator who transferred, when known.
+    pub from: Option<Extension>,
+    /// Where the customer was sent, when known.
+    pub to: Option<Party>,
+}
+
+/// A supervisor's spy session on the call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Monitor {
+    pub supervisor: Extension,
+    /// Listen, whisper or barge, when the PBX told.
+    pub mode: Option<MonitorMode>,
+    /// Still listening.
+    pub active: bool,
+}
+
 /// One customer interaction, as the PBXs fold into it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
@@ -134,6 +202,16 @@ pub struct Call {
     pub hangup_cause: Option<HangupCause>,
     /// The called side reported busy at some point.
     pub busy_seen: bool,
+    /// Blind and attended transfers, in order.
+    pub transfers: Vec<Transfer>,
+    /// Supervisor spy sessions, in order.
+    pub monitors: Vec<Monitor>,
+    /// The queue the customer waited in (the last one, when several).
+    pub queue: Option<String>,
+    /// Recording files (as the PBX names them), in order, without repeats.
+    pub recordings: Vec<String>,
+    /// The customer is on hold (hold, or parked) now.
+    pub on_hold: bool,
 }
 
 impl Call {
@@ -178,6 +256,25 @@ pub enum CallEventKind {
     Answered { extension: Option<Extension> },
     /// The called side (operator or customer) said busy.
     BusySignalled,
+    /// The customer was transferred.
+    Transferred {
+        kind: TransferKind,
+        from: Option<Extension>,
+        to: Option<Party>,
+    },
+    /// The customer was put on hold (or parked), or taken back.
+    HoldChanged { on: bool },
+    /// A recording of the call started, written to `file`.
+    RecordingStarted { file: String },
+    /// A supervisor started listening to the call.
+    MonitorStarted {
+        supervisor: Extension,
+        mode: Option<MonitorMode>,
+    },
+    /// A supervisor's spy session ended.
+    MonitorStopped { supervisor: Extension },
+    /// The customer entered a queue.
+    QueueJoined { queue: String },
     /// The call is over. `status` overrides the derived status (see [`CallStatus`]).
     Ended {
         cause: Option<HangupCause>,
@@ -188,6 +285,24 @@ pub enum CallEventKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_format_as_utc() {
+        let t = Timestamp::from_unix_millis(1_795_259_787_617);
+        assert_eq!(t.rfc3339(), "2026-11-21T11:16:27.617Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(0).rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(951_782_400_000).rfc3339(),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(-1).rfc3339(),
+            "1969-12-31T23:59:59.999Z"
+        );
+    }
 
     #[test]
     fn names_round_trip_and_unknown_names_are_refused() {

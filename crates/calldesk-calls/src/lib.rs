@@ -12,7 +12,8 @@
 //! - calls: [`Call`], [`CallPhase`], [`CallStatus`], [`Direction`], [`HangupCause`], [`Timestamp`];
 //! - [`CallBook`]: the live calls of one tenant, keyed by id;
 //! - controls: [`Control`] and the [`Pbx`] trait every backend implements ([`Capabilities`],
-//!   [`ControlError`] with stable codes).
+//!   [`ControlError`] with stable codes);
+//! - presence: [`PresenceEvent`] (phone state, queue pause) for the supervisor's board.
 //!
 //! Invariants:
 //! - Time is an input: every event carries its own [`Timestamp`].
@@ -27,10 +28,12 @@ mod call;
 mod control;
 mod ids;
 mod phone;
+mod presence;
 
 pub use book::{Anomaly, CallBook, CallUpdate, UpdateKind};
 pub use call::{
-    Call, CallEvent, CallEventKind, CallPhase, CallStatus, Direction, HangupCause, Timestamp,
+    Call, CallEvent, CallEventKind, CallPhase, CallStatus, CivilTime, Direction, HangupCause,
+    Monitor, Timestamp, Transfer,
 };
 pub use control::{
     Capabilities, Control, ControlError, ControlOutcome, Destination, MonitorMode, Pbx,
@@ -38,3 +41,4 @@ pub use control::{
 };
 pub use ids::{CallId, Extension, IdError, TenantId};
 pub use phone::{NumberPlan, Party, PhoneError, PhoneNumber};
+pub use presence::{DeviceState, PresenceEvent};

@@ -4,15 +4,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use calldesk_ami::{AmiConnection, AmiCredentials, AmiError, AsteriskTracker};
+use calldesk_ami::{
+    AmiConnection, AmiCredentials, AmiError, AsteriskTracker, Backoff, BackoffConfig,
+};
 use calldesk_ami_proto::Outgoing;
+use calldesk_asterisk::TrackerEvent;
 use calldesk_calls::{
     CallBook, CallEvent, CallEventKind, CallId, NumberPlan, TenantId, Timestamp, UpdateKind,
 };
 use calldesk_sim::ami::{AmiSimConfig, AmiSimulator, Schedule};
 use calldesk_store::LocalStore;
 use calldesk_wire::{CallView, ConnectionState, ConnectionStatus, ProfileKind};
-use rand::Rng;
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -257,7 +259,13 @@ impl PbxSession {
     }
 
     async fn run(mut self) {
-        let mut backoff = BACKOFF_MIN;
+        // Equal jitter (half fixed, half random) keeps a room of desktops from reconnecting
+        // in lockstep while still backing off; one implementation, shared with the AMI client.
+        let mut backoff = Backoff::new(BackoffConfig {
+            min: BACKOFF_MIN,
+            max: BACKOFF_MAX,
+            stable: STABLE_SESSION,
+        });
         let mut stop = self.shutdown.clone();
         loop {
             let started = Instant::now();
@@ -268,23 +276,18 @@ impl PbxSession {
             let reason = match outcome {
                 Ok(()) => return,
                 Err(SessionEnd::Connected(e)) => {
-                    if started.elapsed() >= STABLE_SESSION {
-                        backoff = BACKOFF_MIN;
-                    }
+                    backoff.session_ended(started.elapsed());
                     e.to_string()
                 }
                 Err(SessionEnd::NeverConnected(e)) => e.to_string(),
             };
-            // Equal jitter (half fixed, half random) keeps a room of desktops from reconnecting
-            // in lockstep while still backing off.
-            let wait = rand::rng().random_range(backoff / 2..=backoff);
+            let wait = backoff.next_delay();
             tracing::warn!(addr = %self.addr, %reason, ?wait, "AMI session lost; reconnecting");
             self.report(ConnectionState::Reconnecting, Some(reason));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stopped(&mut stop) => return,
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -309,12 +312,16 @@ impl PbxSession {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keepalive.reset();
         let mut last_heard = Instant::now();
+        let mut events = Vec::new();
         loop {
             tokio::select! {
                 msg = conn.next_message() => {
                     let msg = msg.map_err(SessionEnd::Connected)?;
                     last_heard = Instant::now();
-                    for event in tracker.handle(&msg, now()) {
+                    tracker.handle(&msg, now(), &mut events);
+                    for event in events.drain(..) {
+                        // Presence reaches the engine with the supervisor board (desktop issue).
+                        let TrackerEvent::Call(event) = event else { continue };
                         if self.to_book.send(SessionMessage::Event(event)).await.is_err() {
                             return Ok(());
                         }

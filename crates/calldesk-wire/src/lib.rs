@@ -5,11 +5,17 @@
 //! WebSocket protocol. Field names are camelCase and enum values snake_case, exactly as the UI's
 //! `ui/src/lib/backend.ts` declares them — change both together.
 //!
+//! [`CallRecord`] is the finished-call record `calldesk ami replay` prints (snake_case).
+//!
 //! Invariant: a view is derived from a domain value by `From`; nothing here holds state.
 //! Tested by JSON round-trip tests below, which pin the JSON shape the UI relies on.
 
 use calldesk_calls::{Call, CallPhase, CallStatus, Direction, Party};
 use serde::{Deserialize, Serialize};
+
+mod record;
+
+pub use record::{CallRecord, HangupCauseRecord, MonitorRecord, TransferRecord};
 
 /// Version of the messages in this crate; bumped on an incompatible change.
 pub const WIRE_VERSION: u32 = 1;
