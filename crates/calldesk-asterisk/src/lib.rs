@@ -12,5 +12,5 @@ mod replay;
 mod tracker;
 
 pub use directory::ChannelDirectory;
-pub use replay::{Replayer, RxChunk, TimelineError, rx_chunks};
+pub use replay::{Replayer, RxChunk, TimelineError, rx_chunks, split_messages};
 pub use tracker::{AsteriskTracker, TrackerEvent, extension_of_channel};

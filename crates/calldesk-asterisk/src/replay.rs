@@ -163,3 +163,21 @@ pub fn rx_chunks(timeline: &str) -> Result<Vec<RxChunk>, TimelineError> {
     }
     Ok(chunks)
 }
+
+/// Splits raw AMI bytes into the byte ranges of whole frames (banner, messages), as the decoder
+/// sees them; for timing one message at a time.
+pub fn split_messages(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut buf = BytesMut::from(bytes);
+    let mut decoder = AmiDecoder::new();
+    let mut out = Vec::new();
+    let mut consumed = 0;
+    let total = bytes.len();
+    while decoder.decode(&mut buf).is_some() {
+        let now = total - buf.len();
+        if let Some(slice) = bytes.get(consumed..now) {
+            out.push(slice);
+        }
+        consumed = now;
+    }
+    out
+}

@@ -464,9 +464,15 @@ impl AsteriskTracker {
         for uid in gone {
             self.hangup(&uid, None, &mut o);
         }
-        // Oldest channels first, so each group's first channel is its origin.
+        // Each call's first channel (Uniqueid = Linkedid) first, then the oldest, so a group's
+        // first channel is its origin.
         let mut listed = listed;
-        listed.sort_by_key(|m| std::cmp::Reverse(duration_secs(field(m, "Duration"))));
+        listed.sort_by_key(|m| {
+            (
+                field(m, "Uniqueid") != field(m, "Linkedid"),
+                std::cmp::Reverse(duration_secs(field(m, "Duration"))),
+            )
+        });
         for m in &listed {
             let uid = field(m, "Uniqueid");
             let started = Timestamp::from_unix_millis(

@@ -228,3 +228,33 @@ proptest! {
         prop_assert_eq!(whole, chunked);
     }
 }
+
+/// Every message delivered twice (a proxy that repeats, a replayed buffer): same records.
+#[test]
+fn duplicated_messages_change_nothing() {
+    for name in SCENARIOS {
+        let bytes = calldesk_fixtures::ami_rx(name);
+        let mut buf = bytes::BytesMut::from(&bytes[..]);
+        let mut decoder = calldesk_ami_proto::AmiDecoder::new();
+        let mut twice = Replayer::new(plan());
+        let mut once = Replayer::new(plan());
+        let mut i = 0;
+        while let Some(frame) = decoder.decode(&mut buf) {
+            let calldesk_ami_proto::Frame::Message(m) = frame else {
+                continue;
+            };
+            i += 10;
+            let at = Timestamp::from_unix_millis(i);
+            once.feed(m.raw(), at);
+            twice.feed(m.raw(), at);
+            twice.feed(m.raw(), at);
+        }
+        let records = |r: &mut Replayer| -> Vec<CallRecord> {
+            r.take_ended()
+                .iter()
+                .map(|c| CallRecord::new(c, true))
+                .collect()
+        };
+        assert_eq!(records(&mut twice), records(&mut once), "{name}");
+    }
+}

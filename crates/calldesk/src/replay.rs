@@ -140,12 +140,38 @@ fn bench(captures: &[Capture], plan: &NumberPlan, at_least: Duration) -> anyhow:
         }
     }
     let elapsed = started.elapsed();
-    // The calls are counted so the work cannot be optimised away.
     anyhow::ensure!(
         bytes == 0 || messages > 0,
         "no AMI message found in the input"
     );
-    let _ = calls;
+    latency(captures, plan);
+    eprintln!("calls={calls}");
     report(messages, bytes, elapsed);
     Ok(())
+}
+
+/// From the last byte of a message to its call updates: each message is fed alone, complete,
+/// and timed until the replayer has applied what it implies.
+fn latency(captures: &[Capture], plan: &NumberPlan) {
+    let mut samples: Vec<Duration> = Vec::new();
+    for capture in captures {
+        let mut replayer = Replayer::new(plan.clone());
+        for message in calldesk_asterisk::split_messages(&capture.bytes) {
+            let started = Instant::now();
+            replayer.feed(message, Timestamp::from_unix_millis(0));
+            samples.push(started.elapsed());
+        }
+    }
+    if samples.is_empty() {
+        return;
+    }
+    samples.sort_unstable();
+    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    eprintln!(
+        "latency_us p50={:.2} p99={:.2} p999={:.2} max={:.2}",
+        pick(0.5),
+        pick(0.99),
+        pick(0.999),
+        pick(1.0)
+    );
 }
