@@ -1,12 +1,16 @@
-//! One AMI session over TCP.
+//! One AMI session: connect, banner check, login (plain or MD5 challenge); and the simple
+//! sequential [`AmiConnection`] built on it.
 
 use std::fmt;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use calldesk_ami_proto::{AmiDecoder, EncodeError, Frame, Message, Outgoing};
+use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::text::{header_text, server_text};
+use crate::transport::{self, AmiStream, TlsConnector};
 
 /// What can go wrong on an AMI session. Messages say what to check.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +32,16 @@ pub enum AmiError {
         "Asterisk rejected the login for user `{username}`: {message}; check the AMI user and secret in manager.conf"
     )]
     AuthRejected { username: String, message: String },
+    #[error(
+        "Asterisk refused the MD5 challenge: {message}; use plain login (over TLS or loopback) instead"
+    )]
+    ChallengeRefused { message: String },
+    #[error("AMI over TLS failed: {reason}")]
+    Tls { reason: String },
+    #[error(
+        "invalid AMI event mask {mask:?}: {reason}; use `on`, `off` or classes such as `call,agent,system`"
+    )]
+    InvalidEventMask { mask: String, reason: String },
     #[error("the AMI connection was closed")]
     Disconnected,
     #[error("Asterisk has not answered for {after:?} (not even a Ping); the connection is dead")]
@@ -54,129 +68,124 @@ impl fmt::Debug for AmiCredentials {
     }
 }
 
-/// At most this much of a server's own text goes into an error (and so into the UI and logs).
-const MAX_SERVER_TEXT: usize = 200;
+/// How the client proves who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// `Login` with `Secret:` — the secret crosses the wire; use it over TLS or loopback.
+    Plain,
+    /// `Challenge` (`AuthType: MD5`), then `Login` with `Key: md5_hex(challenge + secret)`: the
+    /// secret never crosses the wire (MD5 is no real security either; prefer TLS for that).
+    #[default]
+    Md5,
+}
 
-/// Server-supplied text made safe to show: control characters replaced, length capped.
-fn server_text(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(MAX_SERVER_TEXT)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > MAX_SERVER_TEXT {
-        out.push('…');
+/// The AMI classes an `Events` mask may name (`perms[]` in manager.c), plus `all`.
+const EVENT_CLASSES: &[&str] = &[
+    "all",
+    "system",
+    "call",
+    "log",
+    "verbose",
+    "command",
+    "agent",
+    "user",
+    "config",
+    "dtmf",
+    "reporting",
+    "cdr",
+    "dialplan",
+    "originate",
+    "agi",
+    "cc",
+    "aoc",
+    "test",
+    "security",
+    "message",
+];
+
+/// Which events the session receives (the `Events:` header of `Login`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMask(String);
+
+impl EventMask {
+    /// Every event the AMI user may read.
+    pub fn on() -> Self {
+        Self("on".to_owned())
     }
-    out
-}
 
-/// A logged-in AMI session.
-pub struct AmiConnection {
-    stream: TcpStream,
-    decoder: AmiDecoder,
-    buf: BytesMut,
-    next_action: u64,
-    out: Vec<u8>,
-}
-
-impl fmt::Debug for AmiConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Not `out`: it held the Login action, secret included.
-        f.debug_struct("AmiConnection")
-            .field("peer", &self.stream.peer_addr().ok())
-            .field("buffered", &self.buf.len())
-            .field("next_action", &self.next_action)
-            .finish()
+    /// No events (list items and `OriginateResponse`… are events too: an `Async` Originate
+    /// then never completes).
+    pub fn off() -> Self {
+        Self("off".to_owned())
     }
-}
 
-impl AmiConnection {
-    /// Connects, reads the banner and logs in. Everything must happen within `timeout`.
-    pub async fn connect(
-        addr: &str,
-        credentials: &AmiCredentials,
-        timeout: Duration,
-    ) -> Result<(Self, String), AmiError> {
-        let timed_out = || AmiError::TimedOut {
-            addr: addr.to_owned(),
-            after: timeout,
+    /// `on`, `off`, or a comma-separated list of classes, e.g. `call,agent,system`.
+    /// `OriginateResponse` is a `call` event, `Shutdown` a `system` one.
+    pub fn parse(mask: &str) -> Result<Self, AmiError> {
+        let lower = mask.trim().to_ascii_lowercase();
+        if lower == "on" || lower == "off" {
+            return Ok(Self(lower));
+        }
+        let bad = |reason: String| AmiError::InvalidEventMask {
+            mask: server_text(mask),
+            reason,
         };
-        tokio::time::timeout(timeout, Self::connect_inner(addr, credentials))
-            .await
-            .map_err(|_| timed_out())?
+        let classes: Vec<&str> = lower.split(',').map(str::trim).collect();
+        if classes.iter().any(|c| c.is_empty()) {
+            return Err(bad("it has an empty class".to_owned()));
+        }
+        if let Some(unknown) = classes.iter().find(|c| !EVENT_CLASSES.contains(c)) {
+            return Err(bad(format!(
+                "`{}` is not an AMI class (known: {})",
+                server_text(unknown),
+                EVENT_CLASSES.join(", ")
+            )));
+        }
+        Ok(Self(classes.join(",")))
     }
 
-    async fn connect_inner(
-        addr: &str,
-        credentials: &AmiCredentials,
-    ) -> Result<(Self, String), AmiError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| AmiError::Connect {
-                addr: addr.to_owned(),
-                source,
-            })?;
-        stream.set_nodelay(true)?;
-        let mut conn = Self {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for EventMask {
+    fn default() -> Self {
+        Self::on()
+    }
+}
+
+/// A stream with its decoder: reads frames (cancel-safe), writes actions.
+pub(crate) struct Framed {
+    pub(crate) stream: AmiStream,
+    pub(crate) decoder: AmiDecoder,
+    pub(crate) buf: BytesMut,
+}
+
+impl Framed {
+    pub(crate) fn new(stream: AmiStream) -> Self {
+        Self {
             stream,
             decoder: AmiDecoder::new(),
             buf: BytesMut::with_capacity(64 * 1024),
-            next_action: 0,
-            out: Vec::new(),
-        };
-        let not_ami = |greeting: &str| AmiError::NotAmi {
-            addr: addr.to_owned(),
-            greeting: server_text(greeting),
-        };
-        let banner = match conn.next_frame().await? {
-            // Credentials go only to a server that greeted as AMI.
-            Frame::Banner(b) if b.is_known_ami() => b.text().into_owned(),
-            Frame::Banner(b) => return Err(not_ami(&b.text())),
-            Frame::Message(m) => return Err(not_ami(&String::from_utf8_lossy(m.raw()))),
-            Frame::Skipped { .. } => {
-                return Err(AmiError::NotAmi {
-                    addr: addr.to_owned(),
-                    greeting: "an oversized message".to_owned(),
-                });
-            }
-        };
-        let login = Outgoing::action("Login")?
-            .header("Username", &credentials.username)?
-            .header("Secret", &credentials.secret)?;
-        let id = conn.send(login).await?;
-        loop {
-            let msg = conn.next_message().await?;
-            if msg.action_id().as_deref() != Some(id.as_str()) {
-                continue;
-            }
-            return match msg.response().as_deref() {
-                Some("Success") => Ok((conn, banner)),
-                _ => Err(AmiError::AuthRejected {
-                    username: credentials.username.clone(),
-                    message: msg
-                        .get_str("Message")
-                        .map_or_else(|| "no reason given".to_owned(), |m| server_text(&m)),
-                }),
-            };
         }
     }
 
-    /// Sends an action with a fresh `ActionID`, which is returned.
-    pub async fn send(&mut self, mut action: Outgoing) -> Result<String, AmiError> {
-        self.next_action += 1;
-        let id = format!("calldesk-{}", self.next_action);
-        action.push("ActionID", &id)?;
-        self.out.clear();
-        action.encode(&mut self.out);
-        let written = self.stream.write_all(&self.out).await;
-        // Do not keep the bytes around: the Login action carries the secret.
-        self.out.clear();
-        written?;
-        Ok(id)
+    pub(crate) async fn next_frame(&mut self) -> Result<Frame, AmiError> {
+        loop {
+            if let Some(frame) = self.decoder.decode(&mut self.buf) {
+                return Ok(frame);
+            }
+            if self.buf.capacity() - self.buf.len() < 8 * 1024 {
+                self.buf.reserve(64 * 1024);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(AmiError::Disconnected);
+            }
+        }
     }
 
-    /// The next message (response or event). Cancel-safe: bytes already read stay buffered.
-    pub async fn next_message(&mut self) -> Result<Message, AmiError> {
+    pub(crate) async fn next_message(&mut self) -> Result<Message, AmiError> {
         loop {
             match self.next_frame().await? {
                 Frame::Message(m) => return Ok(m),
@@ -188,14 +197,208 @@ impl AmiConnection {
         }
     }
 
-    async fn next_frame(&mut self) -> Result<Frame, AmiError> {
+    /// Writes `action` (which must already carry its `ActionID`). The encoded bytes are wiped
+    /// afterwards: the Login action carries the secret or the key.
+    pub(crate) async fn write(&mut self, action: &Outgoing) -> Result<(), AmiError> {
+        let mut out = Vec::with_capacity(action.encoded_len());
+        action.encode(&mut out);
+        let written = self.stream.write_all(&out).await;
+        out.fill(0);
+        written?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// Reads until the response to `id` (messages before it are dropped: before login there
+    /// are no events).
+    async fn response_to(&mut self, id: &str) -> Result<Message, AmiError> {
         loop {
-            if let Some(frame) = self.decoder.decode(&mut self.buf) {
-                return Ok(frame);
-            }
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
-                return Err(AmiError::Disconnected);
+            let msg = self.next_message().await?;
+            if msg.action_id().as_deref() == Some(id) && msg.response().is_some() {
+                return Ok(msg);
             }
         }
+    }
+}
+
+/// What a login needs.
+pub(crate) struct LoginRequest<'a> {
+    pub(crate) addr: &'a str,
+    pub(crate) credentials: &'a AmiCredentials,
+    pub(crate) auth: AuthMethod,
+    pub(crate) events: Option<&'a EventMask>,
+    /// Prefix of the login's ActionIDs.
+    pub(crate) id_prefix: &'a str,
+}
+
+fn is_success(msg: &Message) -> bool {
+    msg.response()
+        .is_some_and(|r| r.eq_ignore_ascii_case("Success"))
+}
+
+/// Connects (TCP, optional TLS), checks the banner and logs in. No timeout: the caller bounds
+/// it. Returns the framed stream (bytes after the login response stay buffered) and the banner.
+pub(crate) async fn open(
+    req: &LoginRequest<'_>,
+    tls: Option<&TlsConnector>,
+) -> Result<(Framed, String), AmiError> {
+    let stream = transport::connect(req.addr, tls).await?;
+    let mut conn = Framed::new(stream);
+    let not_ami = |greeting: &str| AmiError::NotAmi {
+        addr: req.addr.to_owned(),
+        greeting: server_text(greeting),
+    };
+    let banner = match conn.next_frame().await? {
+        // Credentials go only to a server that greeted as AMI.
+        Frame::Banner(b) if b.is_known_ami() => server_text(&b.text()),
+        Frame::Banner(b) => return Err(not_ami(&b.text())),
+        Frame::Message(m) => return Err(not_ami(&String::from_utf8_lossy(m.raw()))),
+        Frame::Skipped { .. } => return Err(not_ami("an oversized message")),
+    };
+    let creds = req.credentials;
+    let mut login = Outgoing::action("Login")?;
+    match req.auth {
+        AuthMethod::Plain => {
+            let id = format!("{}-login", req.id_prefix);
+            login.push("ActionID", &id)?;
+            login.push("Username", &creds.username)?;
+            login.push("Secret", &creds.secret)?;
+        }
+        AuthMethod::Md5 => {
+            let id = format!("{}-challenge", req.id_prefix);
+            let challenge = Outgoing::action("Challenge")?
+                .header("ActionID", &id)?
+                .header("AuthType", "MD5")?;
+            conn.write(&challenge).await?;
+            let reply = conn.response_to(&id).await?;
+            let Some(challenge) = reply.get_str("Challenge").filter(|_| is_success(&reply)) else {
+                return Err(AmiError::ChallengeRefused {
+                    message: header_text(&reply, "Message", "no challenge given"),
+                });
+            };
+            let key = md5_key(&challenge, &creds.secret);
+            let id = format!("{}-login", req.id_prefix);
+            login.push("ActionID", &id)?;
+            login.push("AuthType", "MD5")?;
+            login.push("Username", &creds.username)?;
+            login.push("Key", &key)?;
+        }
+    }
+    if let Some(events) = req.events {
+        login.push("Events", events.as_str())?;
+    }
+    let id = format!("{}-login", req.id_prefix);
+    conn.write(&login).await?;
+    drop(login);
+    let reply = conn.response_to(&id).await?;
+    if is_success(&reply) {
+        Ok((conn, banner))
+    } else {
+        Err(AmiError::AuthRejected {
+            username: creds.username.clone(),
+            message: header_text(&reply, "Message", "no reason given"),
+        })
+    }
+}
+
+/// Lower-case hex MD5 of `challenge + secret` (manager.c `authenticate()`).
+pub(crate) fn md5_key(challenge: &str, secret: &str) -> String {
+    let mut h = Md5::new();
+    h.update(challenge.as_bytes());
+    h.update(secret.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A logged-in AMI session, read and written by one task in sequence. The full client with
+/// correlation, keepalive and reconnect is [`crate::AmiClient`].
+pub struct AmiConnection {
+    conn: Framed,
+    next_action: u64,
+}
+
+impl fmt::Debug for AmiConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmiConnection")
+            .field("stream", &self.conn.stream)
+            .field("buffered", &self.conn.buf.len())
+            .field("next_action", &self.next_action)
+            .finish()
+    }
+}
+
+impl AmiConnection {
+    /// Connects over TCP, reads the banner and logs in (plain `Secret`, all events).
+    /// Everything must happen within `timeout`.
+    pub async fn connect(
+        addr: &str,
+        credentials: &AmiCredentials,
+        timeout: Duration,
+    ) -> Result<(Self, String), AmiError> {
+        let req = LoginRequest {
+            addr,
+            credentials,
+            auth: AuthMethod::Plain,
+            events: None,
+            id_prefix: "calldesk-0",
+        };
+        let (conn, banner) = tokio::time::timeout(timeout, open(&req, None))
+            .await
+            .map_err(|_| AmiError::TimedOut {
+                addr: addr.to_owned(),
+                after: timeout,
+            })??;
+        Ok((
+            Self {
+                conn,
+                next_action: 0,
+            },
+            banner,
+        ))
+    }
+
+    /// Sends an action with a fresh `ActionID`, which is returned.
+    pub async fn send(&mut self, mut action: Outgoing) -> Result<String, AmiError> {
+        self.next_action += 1;
+        let id = format!("calldesk-{}", self.next_action);
+        action.push("ActionID", &id)?;
+        self.conn.write(&action).await?;
+        Ok(id)
+    }
+
+    /// The next message (response or event). Cancel-safe: bytes already read stay buffered.
+    pub async fn next_message(&mut self) -> Result<Message, AmiError> {
+        self.conn.next_message().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_key_matches_the_captured_login_and_the_docs() {
+        // j1 conn3: Challenge 178112119, secret `secret`.
+        assert_eq!(
+            md5_key("178112119", "secret"),
+            "818c947a53b39481dd042be1c29f9eca"
+        );
+        // ami.md §3.2.
+        assert_eq!(
+            md5_key("840415273", "s3cret"),
+            "d7994fd8cd10e2224514d095d0fd3f7b"
+        );
+    }
+
+    #[test]
+    fn event_masks_are_checked() {
+        assert_eq!(EventMask::parse("ON").unwrap().as_str(), "on");
+        assert_eq!(
+            EventMask::parse("call, Agent,system").unwrap().as_str(),
+            "call,agent,system"
+        );
+        let err = EventMask::parse("call,calls").unwrap_err().to_string();
+        assert!(err.contains("`calls` is not an AMI class"), "{err}");
+        assert!(EventMask::parse("call,,agent").is_err());
+        assert!(EventMask::parse("call\r\nAction: Originate").is_err());
     }
 }

@@ -78,7 +78,9 @@ async fn login_ping_and_a_played_call_end_to_end() {
                 pong = msg.get_str("Ping").as_deref() == Some("Pong");
             }
             for ev in tracker.handle_to_vec(&msg, Timestamp::from_unix_millis(0)) {
-                let calldesk_asterisk::TrackerEvent::Call(ev) = ev else { continue };
+                let calldesk_asterisk::TrackerEvent::Call(ev) = ev else {
+                    continue;
+                };
                 if let Some(u) = book.apply(&ev).unwrap()
                     && u.kind == UpdateKind::Ended
                 {

@@ -32,6 +32,7 @@ const KEEP: &[&str] = &[
     "Hangup",
     "DeviceStateChange",
     "Cdr",
+    "MixMonitorStart",
 ];
 
 const KEY_VALUES: &[&str] = &[
