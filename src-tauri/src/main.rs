@@ -77,6 +77,7 @@ fn engine_config(app: &tauri::App) -> Result<EngineConfig, Box<dyn std::error::E
         },
         data_dir,
         region: std::env::var("CALLDESK_REGION").unwrap_or_else(|_| "RU".to_owned()),
+        dialplan: calldesk_engine::DialplanConfig::default(),
     })
 }
 

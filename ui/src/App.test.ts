@@ -49,6 +49,14 @@ describe('App', () => {
     expect(screen.getByTestId('profile').textContent?.trim()).toBe('Demo');
   });
 
+  it('says when it is reading the live calls after a reconnect', async () => {
+    setup(new MemoryBackend([], { state: 'resyncing', profile: 'direct', detail: 'pbx:5038' }));
+    await settle();
+    const status = screen.getByTestId('connection-status');
+    expect(status.dataset.state).toBe('resyncing');
+    expect(status.textContent).toContain('Reading live calls…');
+  });
+
   it('ringing → pop; answered → pop gone, row talking; ended missed → "Missed" / "Пропущен"', async () => {
     const { backend, container } = setup();
     await settle();

@@ -1,16 +1,18 @@
 //! The engine's tasks and its handle.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use calldesk_ami::{
-    AmiConnection, AmiCredentials, AmiError, AsteriskTracker, Backoff, BackoffConfig,
+    AmiClient, AmiClientConfig, AmiCredentials, AmiPbx, AsteriskTracker, BackoffConfig,
+    ClientEvent, ConnState,
 };
-use calldesk_ami_proto::Outgoing;
 use calldesk_asterisk::TrackerEvent;
+use calldesk_asterisk::actions::DialplanConfig;
 use calldesk_calls::{
-    CallBook, CallEvent, CallEventKind, CallId, NumberPlan, TenantId, Timestamp, UpdateKind,
+    CallBook, CallEvent, CallEventKind, CallId, Capabilities, Control, ControlError,
+    ControlOutcome, NumberPlan, Pbx, TenantId, Timestamp, UpdateKind,
 };
 use calldesk_sim::ami::{AmiSimConfig, AmiSimulator, Schedule};
 use calldesk_store::LocalStore;
@@ -22,7 +24,7 @@ use crate::EngineError;
 
 /// How many ended calls a snapshot includes.
 const RECENT_CALLS: u32 = 200;
-/// Ping the PBX this often; a session that stays silent for two intervals is dead.
+/// Ping the PBX this often; a Ping unanswered within the same time means a dead session.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -52,6 +54,8 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// Default region for numbers without a country code, e.g. `RU`.
     pub region: String,
+    /// How call controls map onto the PBX's dialplan (contexts, hold helper, recordings).
+    pub dialplan: DialplanConfig,
 }
 
 /// What the engine tells the shell.
@@ -67,15 +71,16 @@ enum Command {
 }
 
 /// What the PBX session tells the call book.
-// `LoggedIn` is rare and small; boxing `Event` would cost an allocation per call event.
+// `Resynced` is rare; boxing `Event` would cost an allocation per call event.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum SessionMessage {
     Event(CallEvent),
-    /// A new session has logged in. Calls still live from an earlier session can no longer be
-    /// followed (their channels are unknown to the new tracker), so the book ends them.
-    /// The AMI issue replaces this with a `CoreShowChannels` resync.
-    LoggedIn {
+    /// A resync after a (re)connect has been applied: `live` are the calls the tracker follows
+    /// now. A call the book still shows but the PBX no longer has is ended (the tracker has
+    /// already ended every call whose channels vanished; this keeps the book honest too).
+    Resynced {
+        live: Vec<CallId>,
         at: Timestamp,
     },
 }
@@ -83,6 +88,7 @@ enum SessionMessage {
 /// The shell's handle on a running engine.
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
+    pbx: AmiPbx<AsteriskTracker>,
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<EngineEvent>,
     status: watch::Receiver<ConnectionStatus>,
@@ -153,22 +159,34 @@ impl Engine {
         };
         let (status_tx, status) = watch::channel(initial);
 
+        let mut client_config = AmiClientConfig::new(addr, credentials);
+        client_config.connect_timeout = CONNECT_TIMEOUT;
+        client_config.ping_interval = KEEPALIVE;
+        client_config.ping_timeout = KEEPALIVE;
+        client_config.backoff = BackoffConfig {
+            min: BACKOFF_MIN,
+            max: BACKOFF_MAX,
+            stable: STABLE_SESSION,
+        };
+        let (client, client_events) =
+            AmiClient::start(client_config, wait_for_shutdown(shutdown_rx.clone()));
+        let tracker = Arc::new(RwLock::new(AsteriskTracker::new(plan.clone())));
+        let pbx = AmiPbx::new(client.clone(), tracker.clone(), config.dialplan);
         let session = PbxSession {
-            addr,
-            credentials,
-            plan: plan.clone(),
+            client,
+            tracker,
             status: status_tx,
             events: events.clone(),
             to_book: call_events,
-            shutdown: shutdown_rx.clone(),
         };
-        tasks.push(tokio::spawn(session.run()));
+        tasks.push(tokio::spawn(session.run(client_events)));
         tasks.push(tokio::spawn(book.run(
             call_events_rx,
             commands_rx,
             shutdown_rx,
         )));
         Ok(EngineHandle {
+            pbx,
             commands,
             events,
             status,
@@ -207,6 +225,23 @@ impl EngineHandle {
         self.events.subscribe()
     }
 
+    /// What the PBX connection can do (the UI disables the rest).
+    pub fn capabilities(&self) -> Capabilities {
+        self.pbx.capabilities()
+    }
+
+    /// Carries out a call control (click-to-call, transfer, hold, record, monitor, …).
+    /// Non-idempotent controls are never re-sent after a lost connection: the error says
+    /// whether the command may have taken effect.
+    pub async fn execute(&self, control: Control) -> Result<ControlOutcome, ControlError> {
+        let name = control.name();
+        let result = self.pbx.execute(control).await;
+        if let Err(e) = &result {
+            tracing::warn!(control = name, code = e.code(), error = %e, "call control refused");
+        }
+        result
+    }
+
     /// Stops every task and waits (a few seconds at most) until they have finished their last
     /// writes — a call that ended just before exit is still stored.
     pub async fn shutdown(&self) {
@@ -227,22 +262,16 @@ async fn join_tasks(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
-fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Timestamp::from_unix_millis(ms)
-}
-
-/// The AMI session: connect, log in, read, keep alive, reconnect.
+/// The AMI session, on top of [`AmiClient`] (which connects, logs in, keeps alive, reconnects
+/// and resyncs): feeds what it hears to the tracker and the tracker's call events to the book,
+/// and reports the connection state.
 struct PbxSession {
-    addr: String,
-    credentials: AmiCredentials,
-    plan: NumberPlan,
+    client: AmiClient,
+    /// Shared with the call controls, which look up channels in it.
+    tracker: Arc<RwLock<AsteriskTracker>>,
     status: watch::Sender<ConnectionStatus>,
     events: broadcast::Sender<EngineEvent>,
     to_book: mpsc::Sender<SessionMessage>,
-    shutdown: watch::Receiver<bool>,
 }
 
 impl PbxSession {
@@ -258,93 +287,117 @@ impl PbxSession {
         }
     }
 
-    async fn run(mut self) {
-        // Equal jitter (half fixed, half random) keeps a room of desktops from reconnecting
-        // in lockstep while still backing off; one implementation, shared with the AMI client.
-        let mut backoff = Backoff::new(BackoffConfig {
-            min: BACKOFF_MIN,
-            max: BACKOFF_MAX,
-            stable: STABLE_SESSION,
-        });
-        let mut stop = self.shutdown.clone();
-        loop {
-            let started = Instant::now();
-            let outcome = tokio::select! {
-                outcome = self.session() => outcome,
-                _ = stopped(&mut stop) => return,
-            };
-            let reason = match outcome {
-                Ok(()) => return,
-                Err(SessionEnd::Connected(e)) => {
-                    backoff.session_ended(started.elapsed());
-                    e.to_string()
-                }
-                Err(SessionEnd::NeverConnected(e)) => e.to_string(),
-            };
-            let wait = backoff.next_delay();
-            tracing::warn!(addr = %self.addr, %reason, ?wait, "AMI session lost; reconnecting");
-            self.report(ConnectionState::Reconnecting, Some(reason));
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stopped(&mut stop) => return,
+    fn report_client_state(&self, state: &ConnState, addr: &str) {
+        let (state, detail) = match state {
+            ConnState::Connecting { attempt } if *attempt <= 1 => {
+                (ConnectionState::Connecting, Some(addr.to_owned()))
             }
-        }
+            ConnState::Connecting { .. } => (
+                ConnectionState::Reconnecting,
+                self.status.borrow().detail.clone(),
+            ),
+            ConnState::Resyncing { .. } => (ConnectionState::Resyncing, Some(addr.to_owned())),
+            ConnState::Connected { .. } => (ConnectionState::Connected, Some(addr.to_owned())),
+            ConnState::Degraded { reason } => (ConnectionState::Degraded, Some(reason.clone())),
+            ConnState::Disconnected { reason, .. } => {
+                (ConnectionState::Reconnecting, Some(reason.clone()))
+            }
+            ConnState::LoginRejected { message } => (
+                ConnectionState::Disconnected,
+                Some(format!(
+                    "Asterisk rejected the login: {message}. Check the AMI user and secret."
+                )),
+            ),
+            ConnState::Stopped => (ConnectionState::Disconnected, None),
+        };
+        self.report(state, detail);
     }
 
-    async fn session(&mut self) -> Result<(), SessionEnd> {
-        let (mut conn, banner) =
-            AmiConnection::connect(&self.addr, &self.credentials, CONNECT_TIMEOUT)
-                .await
-                .map_err(SessionEnd::NeverConnected)?;
-        tracing::info!(addr = %self.addr, %banner, "AMI session logged in");
-        if self
-            .to_book
-            .send(SessionMessage::LoggedIn { at: now() })
-            .await
-            .is_err()
-        {
-            return Ok(());
-        }
-        self.report(ConnectionState::Connected, Some(self.addr.clone()));
-        let mut tracker = AsteriskTracker::new(self.plan.clone());
-        let mut keepalive = tokio::time::interval(KEEPALIVE);
-        // A stalled loop must not fire a burst of overdue ticks when it resumes.
-        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        keepalive.reset();
-        let mut last_heard = Instant::now();
-        let mut events = Vec::new();
+    async fn run(self, mut from_client: mpsc::Receiver<ClientEvent>) {
+        let addr = self.status.borrow().detail.clone().unwrap_or_default();
+        let mut state = self.client.state();
+        let mut out = Vec::new();
         loop {
             tokio::select! {
-                msg = conn.next_message() => {
-                    let msg = msg.map_err(SessionEnd::Connected)?;
-                    last_heard = Instant::now();
-                    tracker.handle(&msg, now(), &mut events);
-                    for event in events.drain(..) {
-                        // Presence reaches the engine with the supervisor board (desktop issue).
+                // Client news first, so a state change never overtakes the events before it.
+                biased;
+                event = from_client.recv() => {
+                    let Some(event) = event else { return };
+                    let resynced = self.fold(event, &mut out);
+                    for event in out.drain(..) {
+                        // Presence reaches the UI with the supervisor board (desktop issue).
                         let TrackerEvent::Call(event) = event else { continue };
                         if self.to_book.send(SessionMessage::Event(event)).await.is_err() {
-                            return Ok(());
+                            return;
                         }
                     }
-                }
-                _ = keepalive.tick() => {
-                    // Every Ping is answered, so two silent intervals mean a dead session.
-                    if last_heard.elapsed() >= 2 * KEEPALIVE {
-                        return Err(SessionEnd::Connected(AmiError::Silent {
-                            after: last_heard.elapsed(),
-                        }));
+                    if let Some(message) = resynced
+                        && self.to_book.send(message).await.is_err()
+                    {
+                        return;
                     }
-                    let ping = Outgoing::action("Ping").map_err(|e| SessionEnd::Connected(e.into()))?;
-                    conn.send(ping).await.map_err(SessionEnd::Connected)?;
+                }
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let current = state.borrow_and_update().clone();
+                    match &current {
+                        ConnState::Disconnected { reason, retry_in } => tracing::warn!(
+                            %addr, %reason, ?retry_in, "AMI session lost; reconnecting"
+                        ),
+                        other => tracing::info!(%addr, state = %other, "AMI connection"),
+                    }
+                    self.report_client_state(&current, &addr);
                 }
             }
         }
     }
-}
 
-enum SessionEnd {
-    NeverConnected(AmiError),
-    Connected(AmiError),
+    /// Applies one client event to the tracker (the lock is held only here, never across an
+    /// await); returns the book's resync notice after a resync.
+    fn fold(&self, event: ClientEvent, out: &mut Vec<TrackerEvent>) -> Option<SessionMessage> {
+        let Ok(mut tracker) = self.tracker.write() else {
+            tracing::error!("the call tracker was poisoned by a panic; events are dropped");
+            return None;
+        };
+        match event {
+            ClientEvent::Event {
+                message,
+                received_at_ms,
+            } => {
+                tracker.handle(&message, Timestamp::from_unix_millis(received_at_ms), out);
+                None
+            }
+            ClientEvent::Resync {
+                items,
+                at_ms,
+                complete,
+                epoch,
+            } => {
+                let at = Timestamp::from_unix_millis(at_ms);
+                if !complete {
+                    // A partial list would end calls that are still up: keep what we know.
+                    tracing::warn!(
+                        epoch,
+                        "resync list incomplete; live calls kept as they were"
+                    );
+                    return None;
+                }
+                tracker.resync(&items, at, out);
+                tracing::info!(
+                    epoch,
+                    channels = items.len(),
+                    calls = tracker.live_calls(),
+                    "resynced with the PBX"
+                );
+                Some(SessionMessage::Resynced {
+                    live: tracker.live_call_ids(),
+                    at,
+                })
+            }
+        }
+    }
 }
 
 /// Owns the live calls and the history.
@@ -368,7 +421,7 @@ impl BookTask {
                 biased;
                 Some(message) = from_session.recv() => match message {
                     SessionMessage::Event(event) => self.apply(event).await,
-                    SessionMessage::LoggedIn { at } => self.end_stale_calls(at).await,
+                    SessionMessage::Resynced { live, at } => self.end_calls_not_in(&live, at).await,
                 },
                 Some(command) = commands.recv() => match command {
                     Command::Snapshot(reply) => {
@@ -401,13 +454,18 @@ impl BookTask {
         }
     }
 
-    /// Ends every live call: after a new login nothing more will be heard about them.
-    async fn end_stale_calls(&mut self, at: Timestamp) {
-        let stale: Vec<CallId> = self.book.live().map(|c| c.id.clone()).collect();
+    /// Ends every live call the PBX no longer has (after a resync).
+    async fn end_calls_not_in(&mut self, live: &[CallId], at: Timestamp) {
+        let stale: Vec<CallId> = self
+            .book
+            .live()
+            .map(|c| c.id.clone())
+            .filter(|id| !live.contains(id))
+            .collect();
         if !stale.is_empty() {
             tracing::warn!(
                 calls = stale.len(),
-                "closing calls that were live when the PBX connection was lost"
+                "closing calls the PBX no longer lists after a resync"
             );
         }
         for call in stale {

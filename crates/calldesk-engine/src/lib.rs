@@ -24,5 +24,6 @@
 mod engine;
 mod error;
 
+pub use calldesk_asterisk::actions::DialplanConfig;
 pub use engine::{Engine, EngineConfig, EngineEvent, EngineHandle, ProfileConfig};
 pub use error::EngineError;

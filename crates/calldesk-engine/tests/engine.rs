@@ -26,6 +26,7 @@ async fn start_direct(
         },
         data_dir: dir.to_owned(),
         region: "RU".into(),
+        dialplan: calldesk_engine::DialplanConfig::default(),
     })
     .await
     .unwrap()
@@ -46,6 +47,7 @@ async fn demo_calls_pop_end_and_land_in_history() {
         },
         data_dir: dir.clone(),
         region: "RU".into(),
+        dialplan: calldesk_engine::DialplanConfig::default(),
     })
     .await
     .unwrap();
@@ -155,9 +157,11 @@ async fn a_rejected_login_says_so_without_the_secret() {
     let dir = temp_dir("rejected");
     let engine = start_direct(&addr.to_string(), "calldesk", "s3cret-wrong", &dir).await;
     let mut events = engine.subscribe();
-    let status = wait_for_state(&mut events, ConnectionState::Reconnecting).await;
+    // A refused login is final: retrying would only get the address banned (fail2ban).
+    let status = wait_for_state(&mut events, ConnectionState::Disconnected).await;
     let detail = status.detail.unwrap_or_default();
     assert!(detail.contains("rejected the login"), "{detail}");
+    assert!(detail.contains("Check the AMI user and secret"), "{detail}");
     assert!(detail.contains("Authentication failed"), "{detail}");
     assert!(!detail.contains("s3cret"), "{detail}");
     engine.shutdown().await;

@@ -81,7 +81,12 @@ pub struct CallView {
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionState {
     Connecting,
+    /// Logged in; reading the PBX's live channels before going live.
+    Resyncing,
     Connected,
+    /// Connected, but the live view may be incomplete for a moment (events were dropped or a
+    /// resync list was refused); it heals by itself.
+    Degraded,
     Reconnecting,
     Disconnected,
 }

@@ -31,7 +31,13 @@ export interface CallView {
   hangupCause: string | null;
 }
 
-export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
+export type ConnectionState =
+  | 'connecting'
+  | 'resyncing'
+  | 'connected'
+  | 'degraded'
+  | 'reconnecting'
+  | 'disconnected';
 
 export interface ConnectionStatus {
   state: ConnectionState;

@@ -23,7 +23,9 @@ const en = {
 
   'conn.label': 'PBX connection',
   'conn.connecting': 'Connecting…',
+  'conn.resyncing': 'Reading live calls…',
   'conn.connected': 'Connected',
+  'conn.degraded': 'Connected, catching up…',
   'conn.reconnecting': 'Reconnecting…',
   'conn.disconnected': 'Disconnected',
   'profile.label': 'Profile',
@@ -80,7 +82,9 @@ const ru: Dictionary = {
 
   'conn.label': 'Связь с АТС',
   'conn.connecting': 'Подключение…',
+  'conn.resyncing': 'Загрузка текущих звонков…',
   'conn.connected': 'Подключено',
+  'conn.degraded': 'Подключено, догоняем события…',
   'conn.reconnecting': 'Переподключение…',
   'conn.disconnected': 'Нет связи',
   'profile.label': 'Профиль',
