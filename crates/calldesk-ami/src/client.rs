@@ -97,7 +97,8 @@ pub enum ClientEvent {
         at_ms: i64,
     },
     /// A message no pending action claimed: an event, or a late reply to an action that timed
-    /// out (e.g. an `OriginateResponse` after the Originate's timeout).
+    /// out (e.g. an `OriginateResponse` after the Originate's timeout). The `OriginateResponse`
+    /// that completes an async Originate is delivered here too.
     Event {
         message: Message,
         /// Unix milliseconds when the bytes were read.
@@ -1033,6 +1034,16 @@ impl Driver {
         let Some(id) = msg.action_id().map(|id| id.into_owned()) else {
             return self.forward(s, msg, at);
         };
+        let Some(pending) = s.pending.get(&id) else {
+            return self.forward(s, msg, at);
+        };
+        // An async completion event (`OriginateResponse`) is news for everyone, not only for
+        // the action that waits for it: the tracker learns from it how a click-to-call ended.
+        if let Completion::AsyncEvent(name) = pending.completion
+            && msg.event().is_some_and(|e| e.eq_ignore_ascii_case(name))
+        {
+            self.forward(s, msg.clone(), at);
+        }
         let Some(pending) = s.pending.get_mut(&id) else {
             return self.forward(s, msg, at);
         };

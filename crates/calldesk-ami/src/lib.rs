@@ -17,7 +17,9 @@
 //!   `EventList: Complete`), `AsyncEvent("OriginateResponse")` (the response, then the event
 //!   with the same ActionID). `Response: Error` is [`ActionError::Rejected`] with the server's
 //!   sanitised text. Every action has its own timeout. Anything no pending action claims — an
-//!   event, a late `OriginateResponse` after a timeout — goes to the event stream.
+//!   event, a late `OriginateResponse` after a timeout — goes to the event stream, and so does
+//!   an `OriginateResponse` that completes an action (the tracker needs it to tell a failed
+//!   click-to-call).
 //! - **Never blocking the socket**: per session a reader task only decodes and forwards (into
 //!   an unbounded queue to the driver), a writer task serialises actions, and the driver hands
 //!   events to the consumer with `try_send` on a bounded queue. When that queue is full the

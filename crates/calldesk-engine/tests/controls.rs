@@ -1,0 +1,304 @@
+//! Call controls end to end: `EngineHandle::execute` → AMI actions on a real socket → the
+//! simulator acts like Asterisk → its events → tracker → call book. Each test checks what the
+//! call book ends up saying, so the action, the PBX's reaction and the tracking all have to be
+//! right.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use calldesk_calls::{
+    CallId, Control, ControlError, ControlOutcome, Destination, Extension, MonitorMode, NumberPlan,
+    RecordAction, TransferKind,
+};
+use calldesk_engine::{DialplanConfig, Engine, EngineConfig, EngineHandle, ProfileConfig};
+use calldesk_sim::ami::{AmiSimConfig, AmiSimHandle, AmiSimulator, ScenarioCall, ScenarioKind};
+use calldesk_sim::pbx::PhoneBehaviour;
+use calldesk_wire::{CallStateView, CallStatusView, CallView, ConnectionState};
+
+struct Setup {
+    engine: EngineHandle,
+    sim: AmiSimHandle,
+    dir: std::path::PathBuf,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The simulator is the lab's PBX: chan_sip phones, external numbers dialled with `00`.
+fn lab() -> DialplanConfig {
+    DialplanConfig {
+        tech: calldesk_asterisk::actions::ChannelTech::Sip,
+        international_prefix: Some("00".into()),
+        ..DialplanConfig::default()
+    }
+}
+
+async fn setup(name: &str, dialplan: DialplanConfig) -> Setup {
+    let config = AmiSimConfig::default();
+    let credentials = calldesk_ami::AmiCredentials {
+        username: config.username.clone(),
+        secret: config.secret.clone(),
+    };
+    let sim = AmiSimulator::bind(([127, 0, 0, 1], 0).into(), config)
+        .await
+        .unwrap();
+    let (addr, handle) = (sim.local_addr(), sim.handle());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sim.run(async move {
+        let _ = stopped.await;
+    }));
+    let dir = std::env::temp_dir().join(format!("calldesk-controls-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let engine = Engine::start(EngineConfig {
+        profile: ProfileConfig::Direct {
+            addr: addr.to_string(),
+            credentials,
+        },
+        data_dir: dir.clone(),
+        region: "RU".into(),
+        dialplan,
+    })
+    .await
+    .unwrap();
+    let s = Setup {
+        engine,
+        sim: handle,
+        dir,
+        _stop: stop,
+    };
+    wait_for(&s, "connected", |_| {
+        (s.engine.connection_status().state == ConnectionState::Connected).then_some(())
+    })
+    .await;
+    s
+}
+
+async fn teardown(s: Setup) {
+    s.engine.shutdown().await;
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+/// Polls the engine's snapshot until `check` finds what it wants.
+async fn wait_for<T>(s: &Setup, what: &str, check: impl Fn(&[CallView]) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let snapshot = s.engine.calls_snapshot().await.unwrap();
+        if let Some(found) = check(&snapshot) {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; calls: {snapshot:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+fn ext(e: &str) -> Extension {
+    Extension::new(e).unwrap()
+}
+
+async fn talking_inbound(s: &Setup, caller: &str, extension: &str) -> CallId {
+    let id = s
+        .sim
+        .start_call(ScenarioCall {
+            kind: ScenarioKind::InboundAnswered,
+            caller: caller.into(),
+            did: extension.into(),
+            extension: extension.into(),
+            ring: Duration::from_millis(50),
+            talk: Duration::from_secs(3600),
+        })
+        .await
+        .unwrap();
+    wait_for(s, "the call to be answered", |calls| {
+        calls
+            .iter()
+            .find(|c| c.id == id && c.state == CallStateView::Talking)
+            .map(|_| ())
+    })
+    .await;
+    CallId::new(id).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_rings_the_operator_then_the_customer() {
+    let s = setup("c2c", lab()).await;
+    assert!(s.engine.capabilities().originate);
+    let number = NumberPlan::new("RU")
+        .unwrap()
+        .parse("+74957654321")
+        .unwrap();
+    let outcome = s
+        .engine
+        .execute(Control::Originate {
+            operator: ext("101"),
+            to: Destination::Number(number),
+        })
+        .await
+        .unwrap();
+    let ControlOutcome::Originated { call: Some(id) } = outcome else {
+        panic!("no call id: {outcome:?}");
+    };
+    let call = wait_for(&s, "the outbound call to be answered", |calls| {
+        calls
+            .iter()
+            .find(|c| c.id == id.as_str() && c.state == CallStateView::Talking)
+            .cloned()
+    })
+    .await;
+    assert_eq!(call.from.raw, "101");
+    assert_eq!(call.operator.as_deref(), Some("101"));
+    s.engine
+        .execute(Control::Hangup {
+            call: id.clone(),
+            operator: Some(ext("101")),
+        })
+        .await
+        .unwrap();
+    let ended = wait_for(&s, "the call to end", |calls| {
+        calls
+            .iter()
+            .find(|c| c.id == id.as_str() && c.state == CallStateView::Ended)
+            .cloned()
+    })
+    .await;
+    assert_eq!(ended.status, Some(CallStatusView::Answered));
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_to_a_busy_operator_is_refused_clearly() {
+    let s = setup("c2c-busy", lab()).await;
+    s.sim.set_phone(
+        "101",
+        PhoneBehaviour::Busy {
+            after: Duration::from_millis(50),
+        },
+    );
+    let err = s
+        .engine
+        .execute(Control::Originate {
+            operator: ext("101"),
+            to: Destination::Extension(ext("102")),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ControlError::NotAnswered { .. }), "{err:?}");
+    assert!(err.to_string().contains("busy"), "{err}");
+    // The failed click-to-call is in the history as failed.
+    wait_for(&s, "a failed call in history", |calls| {
+        calls
+            .iter()
+            .find(|c| c.status == Some(CallStatusView::Failed) && c.from.raw == "101")
+            .map(|_| ())
+    })
+    .await;
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_and_attended_transfers_move_the_customer() {
+    let s = setup("transfer", lab()).await;
+    let blind = talking_inbound(&s, "+74951230001", "101").await;
+    s.engine
+        .execute(Control::Transfer {
+            call: blind.clone(),
+            operator: ext("101"),
+            to: Destination::Extension(ext("102")),
+            kind: TransferKind::Blind,
+        })
+        .await
+        .unwrap();
+    wait_for(&s, "102 to talk after the blind transfer", |calls| {
+        calls
+            .iter()
+            .find(|c| {
+                c.id == blind.as_str()
+                    && c.state == CallStateView::Talking
+                    && c.operator.as_deref() == Some("102")
+            })
+            .map(|_| ())
+    })
+    .await;
+
+    // 101 is free again after the blind transfer; 104 is the lab's always-busy phone.
+    let attended = talking_inbound(&s, "+74951230002", "103").await;
+    s.engine
+        .execute(Control::Transfer {
+            call: attended.clone(),
+            operator: ext("103"),
+            to: Destination::Extension(ext("101")),
+            kind: TransferKind::Attended,
+        })
+        .await
+        .unwrap();
+    // 103 consults 104, then hangs up: the transfer completes.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    s.sim.phone_hangup("103").await.unwrap();
+    wait_for(&s, "101 to talk after the attended transfer", |calls| {
+        calls
+            .iter()
+            .find(|c| c.id == attended.as_str() && c.operator.as_deref() == Some("101"))
+            .map(|_| ())
+    })
+    .await;
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_listens_and_recording_starts_on_the_exact_call() {
+    let dialplan = DialplanConfig {
+        recording: Some(calldesk_asterisk::actions::RecordingConfig::default()),
+        ..lab()
+    };
+    let s = setup("monitor", dialplan).await;
+    let id = talking_inbound(&s, "+74951230003", "101").await;
+    s.engine
+        .execute(Control::Record {
+            call: id.clone(),
+            action: RecordAction::Start,
+        })
+        .await
+        .unwrap();
+    s.engine
+        .execute(Control::Monitor {
+            call: id.clone(),
+            operator: ext("101"),
+            supervisor: ext("102"),
+            mode: MonitorMode::Whisper,
+        })
+        .await
+        .unwrap();
+    // The spy leg is not a call of its own: only the customer's call is live.
+    let truth = s.sim.live_calls().await.unwrap();
+    assert_eq!(truth.len(), 1, "{truth:?}");
+    let live = s.engine.calls_snapshot().await.unwrap();
+    assert_eq!(
+        live.iter()
+            .filter(|c| c.state != CallStateView::Ended)
+            .count(),
+        1,
+        "{live:#?}"
+    );
+    // Asking for a leg the operator does not have is refused with a clear reason.
+    let err = s
+        .engine
+        .execute(Control::Hold {
+            call: id.clone(),
+            operator: ext("101"),
+            on: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_supported", "{err}");
+    let err = s
+        .engine
+        .execute(Control::Hangup {
+            call: id.clone(),
+            operator: Some(ext("109")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_in_call", "{err}");
+    teardown(s).await;
+}
