@@ -65,7 +65,8 @@ pub struct Outgoing {
 /// Headers whose values are credentials (`Login`'s `Secret`, the MD5 `Key`).
 const SECRET_HEADERS: &[&str] = &["Secret", "Key"];
 
-/// Shows every header but the values of [`SECRET_HEADERS`], so an action can be logged.
+/// Shows every header but the values of `Secret` and `Key` (credentials), so an action can be
+/// logged.
 impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut list = f.debug_list();

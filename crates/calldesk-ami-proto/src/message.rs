@@ -64,11 +64,36 @@ impl Message {
         self.raw.get(r.clone()).unwrap_or(&[])
     }
 
+    /// True when field `f`'s key equals `key` ignoring ASCII case. The length is compared first
+    /// (from the range, without touching the bytes), so most fields are rejected at once.
+    #[inline]
+    fn key_is(&self, f: &Field, key: &[u8]) -> bool {
+        f.key.len() == key.len() && self.slice(&f.key).eq_ignore_ascii_case(key)
+    }
+
     /// Value of the first header whose key equals `key` ignoring ASCII case.
+    ///
+    /// A linear scan over the field ranges (an AMI message has a few dozen headers at most,
+    /// which beats building a map); no allocation.
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.fields()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
-            .map(|(_, v)| v)
+        let key = key.as_bytes();
+        self.fields
+            .iter()
+            .find(|f| self.key_is(f, key))
+            .map(|f| self.slice(&f.value))
+    }
+
+    /// [`Message::get`] as `&str` without copying; `None` when the header is missing *or* its
+    /// value is not valid UTF-8 (use [`Message::get_str`] for a lossy view of such values).
+    pub fn get_utf8(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// True when the message is the event `name`: its `Event` value equals `name` exactly
+    /// (event names are case-sensitive on the wire). No allocation, unlike comparing
+    /// [`Message::event`]; meant for a tracker's hot path.
+    pub fn event_is(&self, name: &str) -> bool {
+        self.get("Event") == Some(name.as_bytes())
     }
 
     /// [`Message::get`], lossily decoded as UTF-8.
@@ -78,9 +103,10 @@ impl Message {
 
     /// All values for `key` (ASCII case-insensitive), in wire order.
     pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.fields()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
-            .map(|(_, v)| v)
+        self.fields
+            .iter()
+            .filter(move |f| self.key_is(f, key.as_bytes()))
+            .map(|f| self.slice(&f.value))
     }
 
     /// All `(key, value)` pairs in wire order.
@@ -145,6 +171,10 @@ impl Message {
 /// Resolves the C escapes Asterisk's `ast_escape_c` produces:
 /// `\a \b \f \n \r \t \v \\ \' \" \?`. Unknown escapes and a trailing `\` are kept as is.
 pub fn unescape_c(v: &[u8]) -> String {
+    if memchr::memchr(b'\\', v).is_none() {
+        // Nothing to resolve (the common case): one copy.
+        return String::from_utf8_lossy(v).into_owned();
+    }
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
     while i < v.len() {

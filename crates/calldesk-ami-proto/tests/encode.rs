@@ -5,6 +5,7 @@
 
 use bytes::BytesMut;
 use calldesk_ami_proto::{AmiDecoder, EncodeError, Frame, MAX_LINE_LEN, Outgoing};
+use proptest::prelude::*;
 
 #[test]
 fn encodes_in_order_with_crlf() {
@@ -136,4 +137,73 @@ fn debug_output_never_shows_credentials() {
     );
     assert!(shown.contains("Username: crm"), "{shown}");
     assert!(shown.contains("Secret: <redacted>"), "{shown}");
+}
+
+/// Header text: mostly printable, sometimes with the characters the rules are about.
+fn header_text(max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            8 => proptest::char::range(' ', '~'),
+            1 => Just(':'),
+            1 => Just(' '),
+            1 => prop_oneof![Just('\r'), Just('\n')],
+            1 => any::<char>(),
+        ],
+        0..max,
+    )
+    .prop_map(|cs| cs.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// Any header is either refused for the documented reason, or encodes to bytes that decode
+    /// back to the very same headers, in order, with nothing left over.
+    #[test]
+    fn encode_then_decode_round_trips_or_refuses(
+        kind in 0u8..3,
+        first in header_text(24),
+        headers in proptest::collection::vec((header_text(16), header_text(40)), 0..24),
+        long in proptest::option::of(1000usize..1100),
+    ) {
+        let made = match kind {
+            0 => Outgoing::action(&first),
+            1 => Outgoing::event(&first),
+            _ => Outgoing::response(&first),
+        };
+        let first_key = ["Action", "Event", "Response"][usize::from(kind)];
+        let Ok(mut out) = made else {
+            prop_assert!(first.contains(['\r', '\n']) || first_key.len() + first.len() + 4 > MAX_LINE_LEN);
+            return Ok(());
+        };
+        let mut want = vec![(first_key.to_owned(), first.clone())];
+        let mut headers = headers;
+        if let Some(n) = long {
+            headers.push(("Variable".to_owned(), "v".repeat(n)));
+        }
+        for (k, v) in &headers {
+            let refused = k.is_empty() || k.contains([':', '\r', '\n']) || v.contains(['\r', '\n'])
+                || k.len() + v.len() + 4 > MAX_LINE_LEN;
+            match out.push(k, v) {
+                Ok(()) => {
+                    prop_assert!(!refused, "accepted {:?}: {:?}", k, v);
+                    want.push((k.clone(), v.clone()));
+                }
+                Err(e) => prop_assert!(refused, "refused {:?}: {:?} with {}", k, v, e),
+            }
+        }
+        let bytes = out.to_bytes();
+        prop_assert_eq!(bytes.len(), out.encoded_len());
+        let mut buf = BytesMut::from(&bytes[..]);
+        let mut dec = AmiDecoder::without_banner();
+        let Some(Frame::Message(m)) = dec.decode(&mut buf) else {
+            return Err(TestCaseError::fail(format!("not one message: {bytes:?}")));
+        };
+        prop_assert!(buf.is_empty());
+        let got: Vec<(String, String)> = m
+            .fields()
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
 }
