@@ -117,10 +117,12 @@
 //! features, no crash; `encode` 1,177,489 executions in 3 min (6,505/s), 431 edges, 2,013
 //! features, no crash.
 
+mod auth;
 mod decode;
 mod encode;
 mod message;
 
+pub use auth::md5_login_key;
 pub use decode::{AmiDecoder, DEFAULT_MAX_MESSAGE_LEN, Frame, SkipReason};
 pub use encode::{EncodeError, MAX_ACTION_HEADERS, MAX_LINE_LEN, Outgoing};
 pub use message::{Banner, Field, Message, unescape_c};

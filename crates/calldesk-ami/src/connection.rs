@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use calldesk_ami_proto::{AmiDecoder, EncodeError, Frame, Message, Outgoing};
-use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::text::{header_text, server_text};
@@ -276,7 +275,7 @@ pub(crate) async fn open(
                     message: header_text(&reply, "Message", "no challenge given"),
                 });
             };
-            let key = md5_key(&challenge, &creds.secret);
+            let key = calldesk_ami_proto::md5_login_key(&challenge, &creds.secret);
             let id = format!("{}-login", req.id_prefix);
             login.push("ActionID", &id)?;
             login.push("AuthType", "MD5")?;
@@ -299,14 +298,6 @@ pub(crate) async fn open(
             message: header_text(&reply, "Message", "no reason given"),
         })
     }
-}
-
-/// Lower-case hex MD5 of `challenge + secret` (manager.c `authenticate()`).
-pub(crate) fn md5_key(challenge: &str, secret: &str) -> String {
-    let mut h = Md5::new();
-    h.update(challenge.as_bytes());
-    h.update(secret.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A logged-in AMI session, read and written by one task in sequence. The full client with
@@ -376,15 +367,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn md5_key_matches_the_captured_login_and_the_docs() {
-        // j1 conn3: Challenge 178112119, secret `secret`.
+    fn md5_key_matches_the_example_in_the_protocol_notes() {
+        // ami.md §3.2 (the captured login is checked in calldesk-ami-proto).
         assert_eq!(
-            md5_key("178112119", "secret"),
-            "818c947a53b39481dd042be1c29f9eca"
-        );
-        // ami.md §3.2.
-        assert_eq!(
-            md5_key("840415273", "s3cret"),
+            calldesk_ami_proto::md5_login_key("840415273", "s3cret"),
             "d7994fd8cd10e2224514d095d0fd3f7b"
         );
     }

@@ -128,8 +128,13 @@ impl Engine {
             events: events.clone(),
         };
         let mut tasks = Vec::new();
+        let mut dialplan = config.dialplan;
         let (kind, addr, credentials) = match config.profile {
             ProfileConfig::Demo { every } => {
+                // The built-in PBX is the lab's Asterisk: chan_sip phones, external numbers
+                // dialled with the `00` international prefix.
+                dialplan.tech = calldesk_asterisk::actions::ChannelTech::Sip;
+                dialplan.international_prefix = Some("00".to_owned());
                 let sim_config = AmiSimConfig {
                     schedule: Schedule::Demo { every },
                     ..AmiSimConfig::default()
@@ -171,7 +176,7 @@ impl Engine {
         let (client, client_events) =
             AmiClient::start(client_config, wait_for_shutdown(shutdown_rx.clone()));
         let tracker = Arc::new(RwLock::new(AsteriskTracker::new(plan.clone())));
-        let pbx = AmiPbx::new(client.clone(), tracker.clone(), config.dialplan);
+        let pbx = AmiPbx::new(client.clone(), tracker.clone(), dialplan);
         let session = PbxSession {
             client,
             tracker,

@@ -18,7 +18,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::md5::md5_hex;
 use crate::pbx::{ActionReply, Output, Pbx, PbxConfig, PbxError, PhoneBehaviour, Request, SimCall};
 pub use crate::scenario::{ScenarioCall, ScenarioKind};
 
@@ -837,7 +836,8 @@ async fn handle_action(
                 && if md5 {
                     match (&s.challenge, req.get("Key")) {
                         (Some(ch), Some(key)) => {
-                            let want = md5_hex(format!("{ch}{}", shared.config.secret).as_bytes());
+                            let want =
+                                calldesk_ami_proto::md5_login_key(ch, &shared.config.secret);
                             key.trim_ascii().eq_ignore_ascii_case(want.as_bytes())
                         }
                         _ => false,

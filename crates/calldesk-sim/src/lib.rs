@@ -18,7 +18,7 @@
 //! * [`ami`]: the server (tokio): the listener, one task per connection, and one PBX task that
 //!   owns the [`pbx::Pbx`], sleeps until its next timed step, runs actions for the sessions and
 //!   the [`ami::AmiSimHandle`], and broadcasts events (also the [`ami::Schedule::Demo`] calls).
-//! * [`demo`]: deterministic demo data ([`demo::demo_caller`]); [`md5`]: the digest for `Key`.
+//! * [`demo`]: deterministic demo data ([`demo::demo_caller`]).
 //!
 //! ## What it answers, and the capture each flow is checked against (`tests/flows.rs`)
 //!
@@ -73,7 +73,6 @@
 
 pub mod ami;
 pub mod demo;
-pub mod md5;
 pub mod pbx;
 pub mod scenario;
 

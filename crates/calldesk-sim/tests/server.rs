@@ -472,7 +472,7 @@ async fn login_sequence_has_the_shape_of_the_real_one() {
 
 // ----- issue item 5: call control, MD5 login, drop / restart -----------------------------------
 
-use calldesk_sim::md5::md5_hex;
+use calldesk_ami_proto::md5_login_key;
 use calldesk_sim::pbx::PhoneBehaviour;
 
 fn fast_phones() -> AmiSimConfig {
@@ -540,7 +540,7 @@ async fn md5_challenge_login_as_in_j1_conn3() {
     let m = c.msg().await;
     assert_eq!(names(&m), ["Response", "ActionID", "Challenge"]);
     let challenge = m.get_str("Challenge").unwrap().into_owned();
-    let key = md5_hex(format!("{challenge}demo").as_bytes());
+    let key = md5_login_key(&challenge, "demo");
     c.action(
         "Login",
         "c2",
