@@ -6,9 +6,21 @@
 //!   `.timeline.jsonl` lies beside it, bytes are fed in the chunks and at the times they arrived,
 //!   so ring and talk times are real; otherwise times are `null`. `--bench` repeats the in-memory
 //!   path for at least 2 s and reports its throughput (no I/O in the figure).
-//! - `calldesk ami tail --host H --port P --user U` — live call updates from an Asterisk.
+//! - `calldesk ami tail --host H --port P --user U` — live call updates from an Asterisk: one
+//!   JSON object per line on stdout (`{"update":"new|changed|ended","call":<CallRecord>}`,
+//!   `{"presence":{…}}`), connection states on stderr; Ctrl-C logs off. The secret comes from
+//!   `CALLDESK_AMI_SECRET`, else from the OS keyring (`tail.rs`, `secret.rs`).
+//! - `calldesk ami secret set --host H --user U` — stores the secret read from stdin in the OS
+//!   keyring (service `calldesk-ami`, account `U@H`).
+//!
+//! Exit codes: 0 done (or interrupted), 1 failed, 2 something to fix first (bad arguments, no
+//! secret, a login Asterisk rejected).
 
 mod replay;
+mod secret;
+mod tail;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -36,20 +48,45 @@ enum Command {
 enum AmiCommand {
     /// Replay raw AMI captures and print one JSON record per finished call.
     Replay(replay::ReplayArgs),
+    /// Connect to Asterisk and print live call updates, one JSON object per line.
+    Tail(tail::TailArgs),
+    /// Keep AMI secrets in the OS keyring.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
 }
 
-fn main() -> std::process::ExitCode {
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Read an AMI secret from stdin (one line) and store it in the OS keyring.
+    Set(secret::SetArgs),
+}
+
+/// 2 for what the user must fix before trying again, 1 for the rest.
+fn exit_code(e: &anyhow::Error) -> ExitCode {
+    if e.is::<tail::LoginRejected>() || e.is::<secret::LookupError>() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Ami {
-            command: AmiCommand::Replay(args),
-        } => replay::run(&args),
+    let Command::Ami { command } = cli.command;
+    let result = match command {
+        AmiCommand::Replay(args) => replay::run(&args),
+        AmiCommand::Tail(args) => tail::run(&args),
+        AmiCommand::Secret {
+            command: SecretCommand::Set(args),
+        } => secret::run_set(&args),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("calldesk: {e:#}");
-            std::process::ExitCode::FAILURE
+            exit_code(&e)
         }
     }
 }
