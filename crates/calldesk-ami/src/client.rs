@@ -124,6 +124,9 @@ pub enum ConnState {
     /// Asterisk refused the credentials. The client does not retry (repeated failures get the
     /// address banned by fail2ban-style guards); fix the configuration and start a new client.
     LoginRejected { message: String },
+    /// The client's own settings cannot work (e.g. a TLS CA file that cannot be read). Like a
+    /// refused login it is final: fix the configuration and start a new client.
+    Misconfigured { message: String },
     /// Shut down.
     Stopped,
 }
@@ -139,6 +142,7 @@ impl fmt::Display for ConnState {
                 write!(f, "disconnected ({reason}); retrying in {retry_in:?}")
             }
             Self::LoginRejected { message } => write!(f, "login rejected: {message}"),
+            Self::Misconfigured { message } => write!(f, "cannot connect as configured: {message}"),
             Self::Stopped => f.write_str("stopped"),
         }
     }
@@ -631,6 +635,16 @@ impl Driver {
                         }
                     }
                 }
+                Err(e @ AmiError::TlsSetup { .. }) => {
+                    self.set_state(ConnState::Misconfigured {
+                        message: e.to_string(),
+                    });
+                    self.fail_deferred_all();
+                    let _ = self
+                        .offline(std::future::pending::<()>(), &mut shutdown)
+                        .await;
+                    break;
+                }
                 Err(AmiError::AuthRejected { message, .. }) => {
                     self.set_state(ConnState::LoginRejected { message });
                     self.fail_deferred_all();
@@ -713,7 +727,10 @@ impl Driver {
 
     fn defer_or_refuse(&mut self, cmd: Command) {
         if is_safe_to_resend(&cmd.name)
-            && !matches!(&*self.state.borrow(), ConnState::LoginRejected { .. })
+            && !matches!(
+                &*self.state.borrow(),
+                ConnState::LoginRejected { .. } | ConnState::Misconfigured { .. }
+            )
         {
             let deadline = Instant::now() + cmd.timeout;
             self.deferred.push(Deferred {

@@ -37,6 +37,10 @@ pub enum AmiError {
     ChallengeRefused { message: String },
     #[error("AMI over TLS failed: {reason}")]
     Tls { reason: String },
+    /// The TLS settings themselves are unusable (a CA file that cannot be read, no trusted
+    /// roots): retrying cannot help.
+    #[error("the TLS settings cannot be used: {reason}")]
+    TlsSetup { reason: String },
     #[error(
         "invalid AMI event mask {mask:?}: {reason}; use `on`, `off` or classes such as `call,agent,system`"
     )]

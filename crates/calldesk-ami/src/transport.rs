@@ -134,7 +134,7 @@ impl TlsConnector {
         use rustls_pki_types::pem::PemObject;
         use tokio_rustls::rustls;
 
-        let tls_err = |reason: String| AmiError::Tls { reason };
+        let tls_err = |reason: String| AmiError::TlsSetup { reason };
         let mut roots = rustls::RootCertStore::empty();
         let pem_certs =
             |pem: &[u8], origin: &str| -> Result<Vec<CertificateDer<'static>>, AmiError> {
@@ -191,7 +191,7 @@ impl TlsConnector {
 #[cfg(not(feature = "tls"))]
 impl TlsConnector {
     pub(crate) fn new(_config: &TlsConfig) -> Result<Self, AmiError> {
-        Err(AmiError::Tls {
+        Err(AmiError::TlsSetup {
             reason: "this build has no TLS support; rebuild calldesk-ami with the `tls` feature"
                 .to_owned(),
         })

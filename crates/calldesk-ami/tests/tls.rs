@@ -176,12 +176,19 @@ async fn an_untrusted_certificate_fails_the_handshake_before_any_credentials() {
         ..config(&addr)
     };
     let (client, _events) = AmiClient::start(missing, never());
-    let state = wait_state(&client, "disconnected", |s| {
-        matches!(s, ConnState::Disconnected { .. })
+    // A setting that cannot work is final, not retried forever.
+    let state = wait_state(&client, "misconfigured", |s| {
+        matches!(s, ConnState::Misconfigured { .. })
     })
     .await;
     assert!(
         state.to_string().contains("cannot read the CA file"),
         "{state}"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        matches!(client.current_state(), ConnState::Misconfigured { .. }),
+        "{}",
+        client.current_state()
     );
 }

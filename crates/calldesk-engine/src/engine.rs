@@ -313,6 +313,9 @@ impl PbxSession {
                     "Asterisk rejected the login: {message}. Check the AMI user and secret."
                 )),
             ),
+            ConnState::Misconfigured { message } => {
+                (ConnectionState::Disconnected, Some(message.clone()))
+            }
             ConnState::Stopped => (ConnectionState::Disconnected, None),
         };
         self.report(state, detail);

@@ -162,6 +162,9 @@ async fn tail(
                 let now = state.borrow_and_update().clone();
                 match now {
                     ConnState::LoginRejected { message } => break Err(rejected(message).into()),
+                    ConnState::Misconfigured { message } => {
+                        break Err(anyhow::anyhow!("{message}"));
+                    }
                     ConnState::Stopped => {
                         break Err(anyhow::anyhow!("the AMI client stopped unexpectedly"));
                     }
@@ -237,6 +240,7 @@ fn describe(state: &ConnState, addr: &str) -> String {
             )
         }
         ConnState::LoginRejected { message } => format!("login rejected: {message}"),
+        ConnState::Misconfigured { message } => format!("cannot connect as configured: {message}"),
         ConnState::Stopped => "stopped".to_owned(),
     }
 }
