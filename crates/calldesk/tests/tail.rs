@@ -84,7 +84,11 @@ struct Tail {
 
 impl Tail {
     fn start(port: u16, secret: &str) -> Self {
-        let mut child = command(port, Some(secret), &[]).spawn().unwrap();
+        Self::spawn(command(port, Some(secret), &[]))
+    }
+
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().unwrap();
         let (out_tx, stdout) = mpsc::unbounded_channel();
         let (err_tx, stderr) = mpsc::unbounded_channel();
         let stderr_seen = Arc::new(Mutex::new(Vec::new()));
@@ -341,4 +345,71 @@ async fn a_bad_event_mask_is_a_usage_error() {
     let (status, _, stderr) = exit_of(command(9, Some("demo"), &["--events", "calls"])).await;
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("`calls` is not an AMI class"), "{stderr}");
+}
+
+/// The real keyring path: a private D-Bus session with gnome-keyring (as on a desktop), the
+/// secret stored by `ami secret set`, then `ami tail` with no `CALLDESK_AMI_SECRET` logs in
+/// with it. Needs `dbus-run-session` and `gnome-keyring-daemon` (`cargo xtask test` installs
+/// the `dbus` and `gnome-keyring` packages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_can_come_from_the_os_keyring() {
+    for tool in ["dbus-run-session", "gnome-keyring-daemon"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(
+            found,
+            "{tool} is missing: install the Debian packages dbus and gnome-keyring \
+             (`cargo xtask test` does)"
+        );
+    }
+    let sim = sim().await;
+    let script = r#"mkdir -p "$HOME" && eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
+printf demo | "$CALLDESK_BIN" ami secret set --host 127.0.0.1 --user calldesk || exit 9
+exec "$CALLDESK_BIN" ami tail --host 127.0.0.1 --port "$CALLDESK_PORT" --user calldesk"#;
+    let mut cmd = Command::new("dbus-run-session");
+    cmd.args(["--", "sh", "-c", script])
+        .env("CALLDESK_BIN", env!("CARGO_BIN_EXE_calldesk"))
+        .env("CALLDESK_PORT", sim.port.to_string())
+        .env_remove("CALLDESK_AMI_SECRET")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("CALLDESK_REGION")
+        .env(
+            "HOME",
+            std::env::temp_dir().join(format!("calldesk-keyring-{}", std::process::id())),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut tail = Tail::spawn(cmd);
+    tail.stderr_until("stored the AMI secret").await;
+    tail.stderr_until("connected to").await;
+    let linkedid = sim
+        .handle
+        .start_call(inbound_answered(
+            "+74951234599",
+            50,
+            Duration::from_millis(100),
+        ))
+        .await
+        .unwrap();
+    let ended = tail.update_of(&linkedid, |u| u["update"] == "ended").await;
+    assert_eq!(ended["call"]["status"], "answered");
+    assert!(
+        !tail.stderr_text().contains("demo"),
+        "the secret was printed"
+    );
+    // The whole group: dbus-run-session, the keyring daemon and calldesk.
+    let pgid =
+        rustix::process::Pid::from_raw(i32::try_from(tail.child.id().unwrap()).unwrap()).unwrap();
+    let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    tail.kill().await;
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("calldesk-keyring-{}", std::process::id())),
+    );
 }
