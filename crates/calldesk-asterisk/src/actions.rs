@@ -92,8 +92,9 @@
 //! `system`**, which also unlocks powerful actions; grant it only where recording from the app
 //! is wanted, otherwise leave [`DialplanConfig::recording`] unset (capability off). Originate
 //! with `Application: ChanSpy` needs only `originate` (`System`/`Exec`-like applications would
-//! need `system`). `read = call,agent,system` gives the events the tracker and the client use
-//! (`OriginateResponse` is a `call` event; `Shutdown`/`FullyBooted` are `system`).
+//! need `system`). `read = call,agent,system,dialplan` gives the events the tracker and the
+//! client use (`OriginateResponse` is a `call` event; `Shutdown`/`FullyBooted` are `system`;
+//! the `VarSet` of `MIXMONITOR_FILENAME`, where recording file names come from, is `dialplan`).
 //!
 //! # Input safety
 //!
