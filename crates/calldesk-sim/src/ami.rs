@@ -836,8 +836,7 @@ async fn handle_action(
                 && if md5 {
                     match (&s.challenge, req.get("Key")) {
                         (Some(ch), Some(key)) => {
-                            let want =
-                                calldesk_ami_proto::md5_login_key(ch, &shared.config.secret);
+                            let want = calldesk_ami_proto::md5_login_key(ch, &shared.config.secret);
                             key.trim_ascii().eq_ignore_ascii_case(want.as_bytes())
                         }
                         _ => false,
