@@ -35,7 +35,7 @@
 //! the model in line: channels that vanished meanwhile are hung up (their calls end), channels
 //! that appeared are added, bridges are re-read.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use calldesk_ami_proto::Message;
 use calldesk_calls::{
@@ -90,6 +90,14 @@ struct CallState {
     in_queue: bool,
     /// The target of the last transfer, so the dial that carries it out is not a second one.
     last_transfer_to: Option<String>,
+    /// A transfer was reported since the last operator started talking: later dials (a queue,
+    /// a ring group) are where the transfer leads, not new transfers.
+    transferred_since_talk: bool,
+    /// The operator channel (Uniqueid) that put the customer on hold, while on hold.
+    held_by: Option<String>,
+    /// The dials of the current attempt (destination Uniqueid → ended busy?), for "busy" only
+    /// when every leg said busy.
+    dials: Vec<(String, Option<bool>)>,
     failed: bool,
     customer_cause: Option<HangupCause>,
 }
@@ -124,6 +132,8 @@ struct Group {
     /// Recording files seen while pending.
     recordings: Vec<String>,
     origin_cause: Option<HangupCause>,
+    /// The first operator's phone in the group (who a click-to-call belongs to).
+    originator: Option<Extension>,
 }
 
 impl Group {
@@ -137,6 +147,7 @@ impl Group {
             originate: None,
             recordings: Vec::new(),
             origin_cause: None,
+            originator: None,
         }
     }
 
@@ -154,8 +165,12 @@ struct EndedOriginate {
     id: CallId,
     origin_name: String,
     started_at: Timestamp,
+    ended_at: Timestamp,
     cause: Option<HangupCause>,
 }
+
+/// An `OriginateResponse` belongs to an originate group that ended at most this long before it.
+const ORIGINATE_RESPONSE_WINDOW_MS: i64 = 5_000;
 
 /// Folds AMI events into call and presence events.
 #[derive(Debug)]
@@ -164,6 +179,8 @@ pub struct AsteriskTracker {
     channels: HashMap<String, Channel>,
     groups: HashMap<String, Group>,
     bridges: HashMap<String, Vec<String>>,
+    /// Holding bridges (parking lots, `holding_bridge`): their members do not hear each other.
+    holding_bridges: HashSet<String>,
     /// `Local/x@ctx-0000001` (without `;1`/`;2`) → Uniqueids of its two halves.
     locals: HashMap<String, [Option<String>; 2]>,
     ended_originates: VecDeque<EndedOriginate>,
@@ -267,6 +284,7 @@ impl AsteriskTracker {
             channels: HashMap::new(),
             groups: HashMap::new(),
             bridges: HashMap::new(),
+            holding_bridges: HashSet::new(),
             locals: HashMap::new(),
             ended_originates: VecDeque::new(),
         }
@@ -298,6 +316,15 @@ impl AsteriskTracker {
     pub fn handle(&mut self, msg: &Message, now: Timestamp, out: &mut Vec<TrackerEvent>) {
         let event = field(msg, "Event");
         let mut out = Out { out, now };
+        // Asterisk may change a channel's Linkedid on any event (it is a snapshot field), so
+        // every event that names a channel is checked; `Cdr` and `CEL` spell the keys
+        // differently, lag behind and are left out.
+        if !matches!(
+            event,
+            "" | "Cdr" | "CEL" | "Newchannel" | "RTCPSent" | "RTCPReceived"
+        ) {
+            self.rekey(msg, &mut out);
+        }
         match event {
             // Most of the stream, and of no use here: leave at once.
             ""
@@ -322,7 +349,6 @@ impl AsteriskTracker {
             | "Registry"
             | "NewAccountCode"
             | "MusicOnHoldStart"
-            | "MusicOnHoldStop"
             | "MixMonitorStart"
             | "MixMonitorStop"
             | "MixMonitorMute"
@@ -335,52 +361,45 @@ impl AsteriskTracker {
             | "BridgeCreate"
             | "FullyBooted" => {}
             "VarSet" if field(msg, "Variable") == "MIXMONITOR_FILENAME" => {
-                self.rekey(msg, &mut out);
-                let file = field(msg, "Value").to_owned();
+                // VarSet values are C-escaped.
+                let file = msg.unescaped("Value").unwrap_or_default();
+                let file: String = file.chars().filter(|c| !c.is_control()).collect();
                 self.recording(field(msg, "Uniqueid"), file, &mut out);
             }
             "Newchannel" => self.new_channel(msg, &mut out),
-            "DialBegin" => {
-                self.rekey(msg, &mut out);
-                self.dial_begin(msg, &mut out);
-            }
-            "DialEnd" => {
-                self.rekey(msg, &mut out);
-                self.dial_end(msg, &mut out);
-            }
+            "DialBegin" => self.dial_begin(msg, &mut out),
+            "DialEnd" => self.dial_end(msg, &mut out),
             "BridgeEnter" => {
-                self.rekey(msg, &mut out);
+                let technology = field(msg, "BridgeTechnology");
+                if technology == "holding_bridge" || field(msg, "BridgeType") == "parking" {
+                    self.holding_bridges
+                        .insert(field(msg, "BridgeUniqueid").to_owned());
+                }
                 self.bridge_enter(
                     field(msg, "Uniqueid"),
                     field(msg, "BridgeUniqueid"),
                     &mut out,
                 );
             }
-            "BridgeLeave" => {
-                self.rekey(msg, &mut out);
-                self.bridge_leave(field(msg, "Uniqueid"), &mut out);
-            }
+            "BridgeLeave" => self.bridge_leave(field(msg, "Uniqueid"), &mut out),
             "BridgeDestroy" => {
-                self.bridges.remove(field(msg, "BridgeUniqueid"));
+                let bridge = field(msg, "BridgeUniqueid");
+                self.bridges.remove(bridge);
+                self.holding_bridges.remove(bridge);
             }
-            "Hangup" => {
-                self.rekey(msg, &mut out);
-                self.hangup(field(msg, "Uniqueid"), cause_of(msg), &mut out);
-            }
+            "Hangup" => self.hangup(field(msg, "Uniqueid"), cause_of(msg), &mut out),
             "Hold" | "Unhold" => {
-                self.rekey(msg, &mut out);
                 let uid = field(msg, "Uniqueid");
-                if let Some(ch) = self.channels.get(uid)
-                    && ch.kind == Kind::Operator
-                    && let Some(g) = self.groups.get(&ch.group)
-                    && g.call().is_some()
+                self.hold(uid, event == "Hold", &mut out);
+            }
+            "MusicOnHoldStop" => {
+                // A transfer took the customer off hold without an `Unhold` (capture e).
+                let uid = field(msg, "Uniqueid");
+                if let Some(call) = self.call_of_mut(uid)
+                    && call.customer.as_deref() == Some(uid)
+                    && let Some(holder) = call.held_by.clone()
                 {
-                    out.call(
-                        &g.id,
-                        CallEventKind::HoldChanged {
-                            on: event == "Hold",
-                        },
-                    );
+                    self.hold(&holder, false, &mut out);
                 }
             }
             "ParkedCall" | "UnParkedCall" | "ParkedCallGiveUp" | "ParkedCallTimeOut" => {
@@ -396,10 +415,7 @@ impl AsteriskTracker {
                     );
                 }
             }
-            "QueueCallerJoin" => {
-                self.rekey(msg, &mut out);
-                self.queue_join(msg, &mut out);
-            }
+            "QueueCallerJoin" => self.queue_join(msg, &mut out),
             "QueueCallerLeave" | "QueueCallerAbandon" => {
                 if let Some(call) = self.call_of_mut(field(msg, "Uniqueid")) {
                     call.in_queue = false;
@@ -496,12 +512,50 @@ impl AsteriskTracker {
                 self.rekey_to(uid, field(m, "Linkedid"), &mut o);
             }
         }
-        // Then the bridges, and with them who talks to whom.
+        // Then the bridges, rebuilt from the list (bridges that vanished meanwhile go), and
+        // with them who talks to whom — once per call, so nobody is announced twice.
+        for ch in self.channels.values_mut() {
+            ch.bridge = None;
+        }
+        self.bridges.clear();
         for m in &listed {
             let uid = field(m, "Uniqueid");
-            match known(field(m, "BridgeId")) {
-                Some(bridge) => self.bridge_enter(uid, bridge, &mut o),
-                None => self.bridge_leave(uid, &mut o),
+            if let Some(bridge) = known(field(m, "BridgeId"))
+                && let Some(ch) = self.channels.get_mut(uid)
+            {
+                ch.bridge = Some(bridge.to_owned());
+                self.bridges
+                    .entry(bridge.to_owned())
+                    .or_default()
+                    .push(uid.to_owned());
+            }
+        }
+        let bridges = &self.bridges;
+        self.holding_bridges.retain(|b| bridges.contains_key(b));
+        let keys: Vec<String> = self.groups.keys().cloned().collect();
+        for key in &keys {
+            self.refresh_talkers(key, &mut o);
+        }
+        // Customers waiting in a queue.
+        for m in &listed {
+            if field(m, "Application") != "Queue" {
+                continue;
+            }
+            let uid = field(m, "Uniqueid");
+            let queue = field(m, "ApplicationData")
+                .split(',')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(key) = self.channels.get(uid).map(|c| c.group.clone())
+                && let Some(g) = self.groups.get_mut(&key)
+                && let Role::Call(call) = &mut g.role
+                && call.customer.as_deref() == Some(uid)
+                && !queue.is_empty()
+            {
+                call.in_queue = true;
+                let id = g.id.clone();
+                o.call(&id, CallEventKind::QueueJoined { queue });
             }
         }
         // A pending group whose operator leg is dialling a trunk is an outbound call.
@@ -539,8 +593,14 @@ impl AsteriskTracker {
         self.plan.extension(ext.as_str())
     }
 
+    /// The extension behind a device or queue interface: `SIP/101`, `PJSIP/101`,
+    /// `Local/101@from-queue/n` (FreePBX queue members), `hint:101@ext-local`.
     fn device_extension(&self, device: &str) -> Option<Extension> {
-        let (_, peer) = device.split_once('/')?;
+        let rest = match device.strip_prefix("hint:") {
+            Some(hint) => hint,
+            None => device.split_once('/')?.1,
+        };
+        let peer = rest.split(['@', '/']).next()?;
         self.plan.extension(peer)
     }
 
@@ -614,11 +674,15 @@ impl AsteriskTracker {
                 originated: false,
             },
         );
+        let operator = self.channels.get(uid).and_then(|c| c.operator.clone());
         let group = self
             .groups
             .entry(linkedid.to_owned())
             .or_insert_with(|| Group::new(linkedid, out.now));
         group.channels.push(uid.to_owned());
+        if group.originator.is_none() {
+            group.originator = operator;
+        }
         if group.origin.is_some() {
             // A later channel of a known group: an outbound call's trunk leg is its customer.
             if kind == Kind::Trunk
@@ -723,11 +787,21 @@ impl AsteriskTracker {
             if let Some(ext) = &ch.operator {
                 call.connected.retain(|e| e != ext);
             }
+            if call.held_by.as_deref() == Some(uid) {
+                // The operator who held the customer is gone (a transfer): not on hold now.
+                call.held_by = None;
+                if !group.channels.is_empty() {
+                    let id = group.id.clone();
+                    out.call(&id, CallEventKind::HoldChanged { on: false });
+                }
+            }
         }
         if group.channels.is_empty() {
             let key = ch.group.clone();
+            // Its OriginateResponse may still come (it is sent after the channel is gone).
             if ch.originated
                 && matches!(group.role, Role::Pending)
+                && group.originate.is_none()
                 && let Some(id) = group.id.clone()
             {
                 if self.ended_originates.len() == REMEMBERED_ORIGINATES {
@@ -737,6 +811,7 @@ impl AsteriskTracker {
                     id,
                     origin_name: ch.name.clone(),
                     started_at: group.started_at,
+                    ended_at: out.now,
                     cause: ch.cause.clone(),
                 });
             }
@@ -764,7 +839,11 @@ impl AsteriskTracker {
                 target: Some(target),
                 supervisor: Some(supervisor),
             } => {
-                let id = self.groups.get(&target).and_then(|g| g.id.clone());
+                let id = self
+                    .groups
+                    .get(&target)
+                    .filter(|g| g.call().is_some())
+                    .and_then(|g| g.id.clone());
                 out.call(&id, CallEventKind::MonitorStopped { supervisor });
             }
             Role::Spy { .. } => {}
@@ -800,18 +879,10 @@ impl AsteriskTracker {
         }
     }
 
-    /// The operator whose phone a pending group started from (its first channel, or the
-    /// operator behind a `Local/` origin).
+    /// The operator whose phone a pending group started from (its first operator channel,
+    /// remembered even after that channel hung up).
     fn originator(&self, group: &Group) -> Option<Extension> {
-        let origin = group.origin.as_ref()?;
-        if let Some(ext) = self.channels.get(origin).and_then(|c| c.operator.clone()) {
-            return Some(ext);
-        }
-        group
-            .channels
-            .iter()
-            .filter_map(|c| self.channels.get(c))
-            .find_map(|c| c.operator.clone())
+        group.originator.clone()
     }
 
     /// Announces a pending group as a call.
@@ -874,6 +945,34 @@ impl AsteriskTracker {
         for file in recordings {
             out.call(&id, CallEventKind::RecordingStarted { file });
         }
+        // Already bridged (a resync, or events seen before it was known what the group is).
+        self.refresh_talkers(key, out);
+    }
+
+    /// `uid` (an operator's channel) put its call's customer on hold, or took them back.
+    fn hold(&mut self, uid: &str, on: bool, out: &mut Out<'_>) {
+        let Some(ch) = self.channels.get(uid) else {
+            return;
+        };
+        if ch.kind != Kind::Operator {
+            return;
+        }
+        let Some(g) = self.groups.get_mut(&ch.group) else {
+            return;
+        };
+        let Role::Call(call) = &mut g.role else {
+            return;
+        };
+        if on {
+            call.held_by = Some(uid.to_owned());
+        } else if call.held_by.is_some() && call.held_by.as_deref() != Some(uid) {
+            // Another operator's Unhold: the customer is still held by the first one.
+            return;
+        } else {
+            call.held_by = None;
+        }
+        let id = g.id.clone();
+        out.call(&id, CallEventKind::HoldChanged { on });
     }
 
     // ----- dialling --------------------------------------------------------------------------
@@ -910,76 +1009,120 @@ impl AsteriskTracker {
         let Some(group) = self.groups.get(&key) else {
             return;
         };
-        match &group.role {
-            Role::Pending => {
-                let Some(caller) = self.channels.get(caller_uid) else {
-                    return;
-                };
-                let dialled = match known(&caller.exten) {
-                    Some(e) if e != "s" => caller.exten.clone(),
-                    _ => field(msg, "Exten").to_owned(),
-                };
-                if dest_kind == Kind::Trunk {
-                    self.announce(&key, Direction::Outbound, caller_uid, &dialled, out);
-                } else if dest_kind == Kind::Operator
-                    && caller.kind == Kind::Operator
-                    && group.origin.as_deref() == Some(caller_uid)
-                {
-                    let to = dest_op.map_or(dialled, |e| e.as_str().to_owned());
-                    self.announce(&key, Direction::Internal, caller_uid, &to, out);
-                    if let Some(g) = self.groups.get(&key)
-                        && let Some(ext) =
-                            self.channels.get(dest_uid).and_then(|c| c.operator.clone())
-                    {
-                        out.call(&g.id, CallEventKind::OperatorRinging { extension: ext });
-                    }
-                }
+        if matches!(group.role, Role::Pending) {
+            let Some(caller) = self.channels.get(caller_uid) else {
+                return;
+            };
+            let dialled = match known(&caller.exten) {
+                Some(e) if e != "s" => caller.exten.clone(),
+                _ => field(msg, "Exten").to_owned(),
+            };
+            let origin = group.origin.as_ref().and_then(|o| self.channels.get(o));
+            if dest_kind == Kind::Trunk {
+                self.announce(&key, Direction::Outbound, caller_uid, &dialled, out);
+            } else if dest_kind == Kind::Operator
+                && caller.kind == Kind::Operator
+                && group.origin.as_deref() == Some(caller_uid)
+            {
+                let to = dest_op.clone().map_or(dialled, |e| e.as_str().to_owned());
+                self.announce(&key, Direction::Internal, caller_uid, &to, out);
+            } else if dest_kind == Kind::Operator
+                && caller.kind == Kind::Local
+                && let Some(origin) = origin
+                && origin.kind == Kind::Operator
+                && let Some(dialled) = known(&origin.exten).filter(|e| *e != "s")
+                && self.is_dialable(dialled)
+            {
+                // A phone dialled a ring group or follow-me: Local channels ring the members.
+                let (from, to) = (group.origin.clone().unwrap_or_default(), dialled.to_owned());
+                self.announce(&key, Direction::Internal, &from, &to, out);
+            } else {
+                return;
             }
-            Role::Call(call) => {
-                let Some(ext) = dest_op else {
-                    return;
-                };
-                if call.customer.as_deref() == Some(dest_uid) {
-                    return;
-                }
-                let id = group.id.clone();
-                let redirect = call.customer.as_deref() == Some(caller_uid)
-                    && call.last_talker.as_ref().is_some_and(|t| t != &ext)
-                    && call.last_transfer_to.as_deref() != Some(ext.as_str());
-                let from = call.last_talker.clone();
-                out.call(
-                    &id,
-                    CallEventKind::OperatorRinging {
-                        extension: ext.clone(),
-                    },
-                );
-                if redirect {
-                    if let Some(call) = self.call_of_mut(dest_uid) {
-                        call.last_transfer_to = Some(ext.as_str().to_owned());
-                    }
-                    out.call(
-                        &id,
-                        CallEventKind::Transferred {
-                            kind: TransferKind::Blind,
-                            from,
-                            to: Some(self.plan.party(ext.as_str())),
-                        },
-                    );
-                }
+        }
+        let Some(group) = self.groups.get_mut(&key) else {
+            return;
+        };
+        let id = group.id.clone();
+        let Role::Call(call) = &mut group.role else {
+            return;
+        };
+        if call.customer.as_deref() == Some(dest_uid) {
+            return;
+        }
+        if !call.in_queue {
+            // A new attempt starts when every leg of the previous one has ended.
+            if call.dials.iter().all(|(_, ended)| ended.is_some()) {
+                call.dials.clear();
             }
-            Role::Spy { .. } => {}
+            if !call.dials.iter().any(|(d, _)| d == dest_uid) {
+                call.dials.push((dest_uid.to_owned(), None));
+            }
+        }
+        let Some(ext) = dest_op else {
+            return;
+        };
+        // A Redirect has no transfer event: the customer, after talking to an operator and
+        // with nobody on the line now, dials another operator. Not in a queue or after a
+        // transfer already reported (those dials are where the transfer leads).
+        let redirect = call.customer.as_deref() == Some(caller_uid)
+            && !call.in_queue
+            && call.connected.is_empty()
+            && !call.transferred_since_talk
+            && call.last_talker.as_ref().is_some_and(|t| t != &ext)
+            && call.last_transfer_to.as_deref() != Some(ext.as_str());
+        let from = call.last_talker.clone();
+        if redirect {
+            call.transferred_since_talk = true;
+            call.last_transfer_to = Some(ext.as_str().to_owned());
+        }
+        out.call(
+            &id,
+            CallEventKind::OperatorRinging {
+                extension: ext.clone(),
+            },
+        );
+        if redirect {
+            out.call(
+                &id,
+                CallEventKind::Transferred {
+                    kind: TransferKind::Blind,
+                    from,
+                    to: Some(self.plan.party(ext.as_str())),
+                },
+            );
         }
     }
 
+    /// Busy only when every leg of a dial said busy (`Dial(A&B)`: A busy, B unanswered is a
+    /// missed call, not a busy one); never for queue members.
     fn dial_end(&mut self, msg: &Message, out: &mut Out<'_>) {
-        if field(msg, "DialStatus") != "BUSY" || field(msg, "Uniqueid").is_empty() {
+        if field(msg, "Uniqueid").is_empty() {
             return;
         }
-        if let Some(g) = self.group_of(field(msg, "DestUniqueid"))
-            && let Some(call) = g.call()
-            && !call.in_queue
-        {
-            out.call(&g.id, CallEventKind::BusySignalled);
+        let dest = field(msg, "DestUniqueid");
+        let busy = field(msg, "DialStatus") == "BUSY";
+        let Some(key) = self.channels.get(dest).map(|c| c.group.clone()) else {
+            return;
+        };
+        let Some(group) = self.groups.get_mut(&key) else {
+            return;
+        };
+        let id = group.id.clone();
+        let Role::Call(call) = &mut group.role else {
+            return;
+        };
+        let Some(leg) = call.dials.iter_mut().find(|(d, _)| d == dest) else {
+            return;
+        };
+        if leg.1.is_some() {
+            return; // a queue's second DialEnd (CANCEL after NOANSWER), or a duplicate
+        }
+        leg.1 = Some(busy);
+        let all_ended = call.dials.iter().all(|(_, e)| e.is_some());
+        let all_busy = call.dials.iter().all(|(_, e)| *e == Some(true));
+        if all_ended && all_busy && !call.in_queue {
+            out.call(&id, CallEventKind::BusySignalled);
         }
     }
 
@@ -1074,35 +1217,39 @@ impl AsteriskTracker {
 
     /// Every channel that can hear a channel in `bridge`, following Local pairs across bridges.
     fn reach(&self, bridge: &str) -> Vec<String> {
-        let mut seen_bridges = vec![bridge.to_owned()];
+        // A holding bridge (a parking lot) joins nobody: its members hear music, not each other.
+        if self.holding_bridges.contains(bridge) {
+            return self.bridges.get(bridge).cloned().unwrap_or_default();
+        }
+        let mut seen_bridges: HashSet<&str> = HashSet::from([bridge]);
+        let mut queue: Vec<&str> = vec![bridge];
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut found: Vec<String> = Vec::new();
-        let mut i = 0;
-        while i < seen_bridges.len() {
-            let members = self
-                .bridges
-                .get(&seen_bridges[i])
-                .cloned()
-                .unwrap_or_default();
-            i += 1;
-            for m in members {
-                if found.contains(&m) {
+        while let Some(b) = queue.pop() {
+            for m in self.bridges.get(b).map(Vec::as_slice).unwrap_or_default() {
+                if !seen.insert(m.as_str()) {
                     continue;
                 }
-                if let Some(ch) = self.channels.get(&m)
-                    && let Some((base, half)) = local_half(&ch.name)
-                    && let Some(Some(other)) = self.locals.get(base).map(|p| &p[1 - half])
-                    && let Some(other_ch) = self.channels.get(other)
-                {
-                    if let Some(b) = &other_ch.bridge
-                        && !seen_bridges.contains(b)
-                    {
-                        seen_bridges.push(b.clone());
-                    }
-                    if !found.contains(other) {
-                        found.push(other.clone());
-                    }
+                found.push(m.clone());
+                let Some(ch) = self.channels.get(m) else {
+                    continue;
+                };
+                let Some((base, half)) = local_half(&ch.name) else {
+                    continue;
+                };
+                let Some(Some(other)) = self.locals.get(base).map(|p| &p[1 - half]) else {
+                    continue;
+                };
+                if seen.insert(other.as_str()) {
+                    found.push(other.clone());
                 }
-                found.push(m);
+                if let Some(other_bridge) =
+                    self.channels.get(other).and_then(|c| c.bridge.as_deref())
+                    && !self.holding_bridges.contains(other_bridge)
+                    && seen_bridges.insert(other_bridge)
+                {
+                    queue.push(other_bridge);
+                }
             }
         }
         found
@@ -1121,7 +1268,8 @@ impl AsteriskTracker {
         };
         let now_talking: Vec<Extension> =
             match self.channels.get(customer).and_then(|c| c.bridge.as_ref()) {
-                Some(bridge) => {
+                // Parked: hears music, talks to nobody.
+                Some(bridge) if !self.holding_bridges.contains(bridge) => {
                     let mut exts = Vec::new();
                     for m in self.reach(bridge) {
                         if &m != customer
@@ -1134,7 +1282,7 @@ impl AsteriskTracker {
                     }
                     exts
                 }
-                None => Vec::new(),
+                _ => Vec::new(),
             };
         let id = group.id.clone();
         let Some(group) = self.groups.get_mut(key) else {
@@ -1147,6 +1295,7 @@ impl AsteriskTracker {
             if !call.connected.contains(ext) {
                 call.last_talker = Some(ext.clone());
                 call.last_transfer_to = None;
+                call.transferred_since_talk = false;
                 out.call(
                     &id,
                     CallEventKind::Answered {
@@ -1173,6 +1322,7 @@ impl AsteriskTracker {
         let id = g.id.clone();
         if let Some(call) = self.call_of_mut(uid) {
             call.last_transfer_to = Some(to.clone());
+            call.transferred_since_talk = true;
             out.call(
                 &id,
                 CallEventKind::Transferred {
@@ -1227,6 +1377,7 @@ impl AsteriskTracker {
         let id = g.id.clone();
         if let Some(call) = self.call_of_mut(uid) {
             call.last_transfer_to = to.as_ref().map(|p| p.raw.clone());
+            call.transferred_since_talk = true;
             out.call(
                 &id,
                 CallEventKind::Transferred {
@@ -1302,7 +1453,11 @@ impl AsteriskTracker {
         if let Role::Spy { target, supervisor } = &mut g.role
             && let (Some(target), Some(supervisor)) = (target.take(), supervisor.clone())
         {
-            let id = self.groups.get(&target).and_then(|t| t.id.clone());
+            let id = self
+                .groups
+                .get(&target)
+                .filter(|t| t.call().is_some())
+                .and_then(|t| t.id.clone());
             out.call(&id, CallEventKind::MonitorStopped { supervisor });
         }
     }
@@ -1392,10 +1547,12 @@ impl AsteriskTracker {
             }
             None if failed && info.application.is_empty() && dialled_ok => {
                 // The operator's channel already hung up: record the failed click-to-call now.
-                let found = self
-                    .ended_originates
-                    .iter()
-                    .rposition(|e| e.origin_name.starts_with(&format!("{dial_string}-")));
+                let prefix = format!("{dial_string}-");
+                let now = out.now.unix_millis();
+                let found = self.ended_originates.iter().rposition(|e| {
+                    e.origin_name.starts_with(&prefix)
+                        && now - e.ended_at.unix_millis() <= ORIGINATE_RESPONSE_WINDOW_MS
+                });
                 if let Some(pos) = found
                     && let Some(ended) = self.ended_originates.remove(pos)
                     && let Some(op) = operator
@@ -1431,11 +1588,10 @@ impl AsteriskTracker {
     // ----- presence and shutdown -------------------------------------------------------------
 
     fn queue_member(&mut self, msg: &Message, out: &mut Out<'_>) {
-        let interface = match field(msg, "Interface") {
-            "" => field(msg, "Location"),
-            i => i,
-        };
-        let Some(ext) = self.device_extension(interface) else {
+        let Some(ext) = ["Interface", "StateInterface", "Location"]
+            .iter()
+            .find_map(|k| self.device_extension(field(msg, k)))
+        else {
             return;
         };
         let queue = field(msg, "Queue");

@@ -51,6 +51,9 @@ pub struct Party {
 /// Internal numbers are at most this many digits; anything longer is read as a phone number.
 const MAX_EXTENSION_DIGITS: usize = 5;
 
+/// A party's raw text is cut to this many characters.
+pub const MAX_RAW_CHARS: usize = 64;
+
 impl NumberPlan {
     /// `region` is an ISO 3166 alpha-2 code, e.g. `RU`.
     pub fn new(region: &str) -> Result<Self, PhoneError> {
@@ -120,9 +123,20 @@ impl NumberPlan {
         }
     }
 
-    /// Reads whatever the PBX sent; never fails.
+    /// Reads whatever the PBX sent; never fails. The raw text is kept as sent, except that
+    /// control characters become spaces, it is trimmed and cut to [`MAX_RAW_CHARS`] characters
+    /// (a far end can put anything in its caller id), and Asterisk's `<unknown>` placeholder
+    /// reads as empty.
     pub fn party(&self, raw: &str) -> Party {
-        let raw = raw.trim();
+        let cleaned: String = raw
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(MAX_RAW_CHARS)
+            .collect();
+        let raw = match cleaned.trim() {
+            "<unknown>" => "",
+            text => text,
+        };
         let extension = self.extension(raw);
         Party {
             raw: raw.to_owned(),
@@ -225,6 +239,11 @@ mod tests {
             (p.display(), p.number, p.extension),
             ("anonymous".into(), None, None)
         );
+        let p = ru().party("<unknown>");
+        assert_eq!((p.raw.as_str(), p.number, p.extension), ("", None, None));
+        let p = ru().party(&format!("12\r\n3{}", "x".repeat(200)));
+        assert!(p.raw.starts_with("12  3x"));
+        assert_eq!(p.raw.chars().count(), MAX_RAW_CHARS);
         let p = ru()
             .party("+74951234567")
             .with_name(Some("O\'Brien\n\u{1b}[31m".into()));

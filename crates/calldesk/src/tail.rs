@@ -332,8 +332,14 @@ impl<W: Write> Feed<W> {
                 at_ms,
                 ..
             } => {
-                self.tracker
-                    .resync(&items, Timestamp::from_unix_millis(at_ms), &mut self.events);
+                // A partial list would end calls that are still up: keep what we know then.
+                if complete {
+                    self.tracker.resync(
+                        &items,
+                        Timestamp::from_unix_millis(at_ms),
+                        &mut self.events,
+                    );
+                }
                 self.apply()?;
                 eprintln!(
                     "resynced: {} live call(s){}",
@@ -341,7 +347,7 @@ impl<W: Write> Feed<W> {
                     if complete {
                         ""
                     } else {
-                        " (the channel list was incomplete)"
+                        " (the channel list was incomplete; calls kept as they were)"
                     }
                 );
                 Ok(())
