@@ -109,7 +109,23 @@ fn run_in_xvfb(config: &E2eConfig, app: &Path, out_dir: &Path, driver_log: &Path
     let capabilities = json!({
         "alwaysMatch": { "tauri:options": { "application": app } }
     });
-    let session = Session::new(&format!("http://127.0.0.1:{port}"), capabilities)?;
+    // tauri-driver starts WebKitWebDriver on the first session request and connects to it at
+    // once; on a cold machine the native driver may not listen yet ("Connection refused",
+    // seen in a CI rehearsal). Try again a few times before calling it a failure.
+    let base = format!("http://127.0.0.1:{port}");
+    let mut attempt = 1;
+    let session = loop {
+        match Session::new(&base, capabilities.clone()) {
+            Ok(session) => break session,
+            Err(err) if attempt < 3 => {
+                eprintln!("xtask: WebDriver session attempt {attempt} failed ({err:#}); retrying");
+                attempt += 1;
+                std::thread::sleep(Duration::from_secs(2));
+                driver.check_running()?;
+            }
+            Err(err) => return Err(err),
+        }
+    };
     let result = check_demo(&session, started, out_dir, &display);
     if result.is_err() {
         let failure = out_dir.join("failure.png");
