@@ -123,6 +123,30 @@ mod encode;
 mod message;
 
 pub use auth::md5_login_key;
+
+/// The AMI event classes (`perms[]` in Asterisk's manager.c, in bit order): what `Events:`
+/// masks and `read`/`write` in manager.conf name. `all` stands for every one of them.
+pub const EVENT_CLASSES: [&str; 19] = [
+    "system",
+    "call",
+    "log",
+    "verbose",
+    "command",
+    "agent",
+    "user",
+    "config",
+    "dtmf",
+    "reporting",
+    "cdr",
+    "dialplan",
+    "originate",
+    "agi",
+    "cc",
+    "aoc",
+    "test",
+    "security",
+    "message",
+];
 pub use decode::{AmiDecoder, DEFAULT_MAX_MESSAGE_LEN, Frame, SkipReason};
 pub use encode::{EncodeError, MAX_ACTION_HEADERS, MAX_LINE_LEN, Outgoing};
 pub use message::{Banner, Field, Message, unescape_c};

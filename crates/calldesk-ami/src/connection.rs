@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use calldesk_ami_proto::{AmiDecoder, EncodeError, Frame, Message, Outgoing};
+use calldesk_ami_proto::{AmiDecoder, EVENT_CLASSES, EncodeError, Frame, Message, Outgoing};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::text::{header_text, server_text};
@@ -82,30 +82,6 @@ pub enum AuthMethod {
     Md5,
 }
 
-/// The AMI classes an `Events` mask may name (`perms[]` in manager.c), plus `all`.
-const EVENT_CLASSES: &[&str] = &[
-    "all",
-    "system",
-    "call",
-    "log",
-    "verbose",
-    "command",
-    "agent",
-    "user",
-    "config",
-    "dtmf",
-    "reporting",
-    "cdr",
-    "dialplan",
-    "originate",
-    "agi",
-    "cc",
-    "aoc",
-    "test",
-    "security",
-    "message",
-];
-
 /// Which events the session receives (the `Events:` header of `Login`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventMask(String);
@@ -137,9 +113,12 @@ impl EventMask {
         if classes.iter().any(|c| c.is_empty()) {
             return Err(bad("it has an empty class".to_owned()));
         }
-        if let Some(unknown) = classes.iter().find(|c| !EVENT_CLASSES.contains(c)) {
+        if let Some(unknown) = classes
+            .iter()
+            .find(|c| **c != "all" && !EVENT_CLASSES.contains(c))
+        {
             return Err(bad(format!(
-                "`{}` is not an AMI class (known: {})",
+                "`{}` is not an AMI class (known: all, {})",
                 server_text(unknown),
                 EVENT_CLASSES.join(", ")
             )));

@@ -362,9 +362,6 @@ pub fn plan<D: ChannelDirectory + ?Sized>(
             if cfg.originate_caller_id == OriginateCallerId::Destination {
                 push(&mut a, "CallerID", &dial)?;
             }
-            push(&mut a, "Timeout", &millis(cfg.originate_timeout))?;
-            push(&mut a, "Async", "true")?;
-            push(&mut a, "ChannelId", &channel_id)?;
             vec![originate_step(
                 a,
                 cfg,
@@ -373,7 +370,7 @@ pub fn plan<D: ChannelDirectory + ?Sized>(
                     channel_id,
                     new_call: true,
                 },
-            )]
+            )?]
         }
         Control::Hangup {
             call,
@@ -529,9 +526,6 @@ pub fn plan<D: ChannelDirectory + ?Sized>(
                 "CallerID",
                 &format!("\"{} {operator}\" <{operator}>", mode.as_str()),
             )?;
-            push(&mut a, "Timeout", &millis(cfg.originate_timeout))?;
-            push(&mut a, "Async", "true")?;
-            push(&mut a, "ChannelId", &channel_id)?;
             vec![originate_step(
                 a,
                 cfg,
@@ -540,7 +534,7 @@ pub fn plan<D: ChannelDirectory + ?Sized>(
                     channel_id,
                     new_call: false,
                 },
-            )]
+            )?]
         }
         Control::QueuePause {
             operator,
@@ -565,15 +559,24 @@ pub fn plan<D: ChannelDirectory + ?Sized>(
     Ok(Plan { steps })
 }
 
-fn originate_step(action: Outgoing, cfg: &DialplanConfig, originate: OriginateStep) -> Step {
-    Step {
+/// Finishes an `Originate` the same way for every control: asynchronous (a synchronous one
+/// stalls the whole AMI session), with its ring timeout and the chosen `ChannelId`.
+fn originate_step(
+    mut action: Outgoing,
+    cfg: &DialplanConfig,
+    originate: OriginateStep,
+) -> Result<Step, ControlError> {
+    push(&mut action, "Timeout", &millis(cfg.originate_timeout))?;
+    push(&mut action, "Async", "true")?;
+    push(&mut action, "ChannelId", &originate.channel_id)?;
+    Ok(Step {
         action,
         completion: Completion::ORIGINATE,
         // The OriginateResponse comes once the phone answered or gave up ringing.
         timeout: cfg.originate_timeout + cfg.action_timeout,
         best_effort: false,
         originate: Some(originate),
-    }
+    })
 }
 
 fn invalid(e: EncodeError) -> ControlError {

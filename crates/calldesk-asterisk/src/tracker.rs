@@ -855,7 +855,7 @@ impl AsteriskTracker {
                     && !orig.failed
                     && orig.application.is_empty()
                     && self.is_dialable(&orig.exten)
-                    && let Some(op) = self.originator(&group)
+                    && let Some(op) = group.originator.clone()
                 {
                     let to = self.plan.party(&orig.exten);
                     out.call_at(
@@ -877,12 +877,6 @@ impl AsteriskTracker {
                 }
             }
         }
-    }
-
-    /// The operator whose phone a pending group started from (its first operator channel,
-    /// remembered even after that channel hung up).
-    fn originator(&self, group: &Group) -> Option<Extension> {
-        group.originator.clone()
     }
 
     /// Announces a pending group as a call.

@@ -11,17 +11,14 @@ use calldesk_calls::{
     CallId, Control, ControlError, ControlOutcome, Destination, Extension, MonitorMode, NumberPlan,
     RecordAction, TransferKind,
 };
-use calldesk_engine::{DialplanConfig, Engine, EngineConfig, EngineHandle, ProfileConfig};
-use calldesk_sim::ami::{AmiSimConfig, AmiSimHandle, AmiSimulator, ScenarioCall, ScenarioKind};
+use calldesk_engine::DialplanConfig;
+use calldesk_sim::ami::{AmiSimConfig, ScenarioCall, ScenarioKind};
 use calldesk_sim::pbx::PhoneBehaviour;
 use calldesk_wire::{CallStateView, CallStatusView, CallView, ConnectionState};
 
-struct Setup {
-    engine: EngineHandle,
-    sim: AmiSimHandle,
-    dir: std::path::PathBuf,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
+mod support;
+
+use support::Setup;
 
 /// The simulator is the lab's PBX: chan_sip phones, external numbers dialled with `00`.
 fn lab() -> DialplanConfig {
@@ -33,38 +30,12 @@ fn lab() -> DialplanConfig {
 }
 
 async fn setup(name: &str, dialplan: DialplanConfig) -> Setup {
-    let config = AmiSimConfig::default();
-    let credentials = calldesk_ami::AmiCredentials {
-        username: config.username.clone(),
-        secret: config.secret.clone(),
-    };
-    let sim = AmiSimulator::bind(([127, 0, 0, 1], 0).into(), config)
-        .await
-        .unwrap();
-    let (addr, handle) = (sim.local_addr(), sim.handle());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(sim.run(async move {
-        let _ = stopped.await;
-    }));
-    let dir = std::env::temp_dir().join(format!("calldesk-controls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let engine = Engine::start(EngineConfig {
-        profile: ProfileConfig::Direct {
-            addr: addr.to_string(),
-            credentials,
-        },
-        data_dir: dir.clone(),
-        region: "RU".into(),
+    let s = Setup::start(
+        &format!("controls-{name}"),
+        AmiSimConfig::default(),
         dialplan,
-    })
-    .await
-    .unwrap();
-    let s = Setup {
-        engine,
-        sim: handle,
-        dir,
-        _stop: stop,
-    };
+    )
+    .await;
     wait_for(&s, "connected", |_| {
         (s.engine.connection_status().state == ConnectionState::Connected).then_some(())
     })
@@ -73,8 +44,7 @@ async fn setup(name: &str, dialplan: DialplanConfig) -> Setup {
 }
 
 async fn teardown(s: Setup) {
-    s.engine.shutdown().await;
-    let _ = std::fs::remove_dir_all(&s.dir);
+    s.teardown().await;
 }
 
 /// Polls the engine's snapshot until `check` finds what it wants.

@@ -8,18 +8,25 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use calldesk_engine::{Engine, EngineConfig, EngineEvent, EngineHandle, ProfileConfig};
-use calldesk_sim::ami::{AmiSimConfig, AmiSimHandle, AmiSimulator, ScenarioCall, ScenarioKind};
+use calldesk_engine::EngineEvent;
+use calldesk_sim::ami::{AmiSimConfig, ScenarioCall, ScenarioKind};
 use calldesk_wire::{CallStateView, CallView, ConnectionState};
 
 const LONG: Duration = Duration::from_secs(3600);
 
+mod support;
+
+/// The engine as the tests use it, with its event stream.
 struct Setup {
-    engine: EngineHandle,
-    sim: AmiSimHandle,
+    inner: support::Setup,
     events: tokio::sync::broadcast::Receiver<EngineEvent>,
-    dir: std::path::PathBuf,
-    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = support::Setup;
+    fn deref(&self) -> &support::Setup {
+        &self.inner
+    }
 }
 
 async fn setup(name: &str) -> Setup {
@@ -27,40 +34,14 @@ async fn setup(name: &str) -> Setup {
         restart_downtime: Duration::from_millis(300),
         ..AmiSimConfig::default()
     };
-    let credentials = calldesk_ami::AmiCredentials {
-        username: config.username.clone(),
-        secret: config.secret.clone(),
-    };
-    let sim = AmiSimulator::bind(([127, 0, 0, 1], 0).into(), config)
-        .await
-        .unwrap();
-    let (addr, handle) = (sim.local_addr(), sim.handle());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(sim.run(async move {
-        let _ = stopped.await;
-    }));
-    let dir =
-        std::env::temp_dir().join(format!("calldesk-reconnect-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let engine = Engine::start(EngineConfig {
-        profile: ProfileConfig::Direct {
-            addr: addr.to_string(),
-            credentials,
-        },
-        data_dir: dir.clone(),
-        region: "RU".into(),
-        dialplan: calldesk_engine::DialplanConfig::default(),
-    })
-    .await
-    .unwrap();
-    let events = engine.subscribe();
-    Setup {
-        engine,
-        sim: handle,
-        events,
-        dir,
-        _stop: stop,
-    }
+    let inner = support::Setup::start(
+        &format!("reconnect-{name}"),
+        config,
+        calldesk_engine::DialplanConfig::default(),
+    )
+    .await;
+    let events = inner.engine.subscribe();
+    Setup { inner, events }
 }
 
 fn call(caller: &str, extension: &str, ring_ms: u64) -> ScenarioCall {
@@ -221,8 +202,7 @@ async fn a_dropped_connection_mid_call_is_resynced_to_the_truth() {
             "{id} missing from history"
         );
     }
-    s.engine.shutdown().await;
-    let _ = std::fs::remove_dir_all(&s.dir);
+    s.inner.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,6 +243,5 @@ async fn a_pbx_restart_with_calls_up_ends_them_once_and_new_calls_follow() {
     s.sim.hangup_call(&c).await.unwrap();
     let done = wait_book_equals_truth(&s).await;
     assert_history_has_no_duplicates(&done);
-    s.engine.shutdown().await;
-    let _ = std::fs::remove_dir_all(&s.dir);
+    s.inner.teardown().await;
 }

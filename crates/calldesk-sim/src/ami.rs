@@ -428,27 +428,7 @@ pub fn demo_call(config: &AmiSimConfig, n: u64) -> ScenarioCall {
 
 // ----- event classes --------------------------------------------------------------------------
 
-const CLASSES: [&str; 19] = [
-    "system",
-    "call",
-    "log",
-    "verbose",
-    "command",
-    "agent",
-    "user",
-    "config",
-    "dtmf",
-    "reporting",
-    "cdr",
-    "dialplan",
-    "originate",
-    "agi",
-    "cc",
-    "aoc",
-    "test",
-    "security",
-    "message",
-];
+use calldesk_ami_proto::EVENT_CLASSES as CLASSES;
 const ALL: u32 = (1 << CLASSES.len()) - 1;
 
 fn class_bit(name: &str) -> u32 {

@@ -109,27 +109,9 @@ pub fn extension_name(ext: &str) -> String {
 
 /// Civil date/time (UTC) of a Unix timestamp: (year, month, day, hour, minute, second).
 pub fn civil(epoch: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = if m <= 2 { y + 1 } else { y };
-    (
-        y,
-        m,
-        d,
-        (secs / 3600) as u32,
-        ((secs % 3600) / 60) as u32,
-        (secs % 60) as u32,
-    )
+    let secs = i64::try_from(epoch).unwrap_or(i64::MAX / 1000);
+    let c = calldesk_calls::Timestamp::from_unix_millis(secs.saturating_mul(1000)).civil();
+    (c.year, c.month, c.day, c.hour, c.minute, c.second)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` as in CDR events.
