@@ -12,6 +12,7 @@ const LAYER_0: &[&str] = &[
     "calldesk-calls",
     "calldesk-ami-proto",
     "calldesk-asterisk",
+    "calldesk-mango-proto",
     "calldesk-wire",
 ];
 /// The only package allowed to depend on tauri or any `tauri*` crate (tauri-build, plugins).
