@@ -195,6 +195,27 @@ impl CallBook {
                 }
                 new
             }
+            CallEventKind::Revised(facts) => {
+                let before = call.clone();
+                call.direction = facts.direction;
+                call.from = facts.from.clone();
+                call.to = facts.to.clone();
+                call.started_at = facts.started_at;
+                call.rang = facts.rang.clone();
+                call.answered_by = facts.answered_by.clone();
+                call.answered_at = facts.answered_at;
+                call.transfers = facts.transfers.clone();
+                call.queue = facts.queue.clone();
+                call.recordings = facts.recordings.clone();
+                call.phase = if call.answered_at.is_some() {
+                    CallPhase::Talking
+                } else if call.rang.is_empty() {
+                    CallPhase::Setup
+                } else {
+                    CallPhase::Ringing
+                };
+                *call != before
+            }
             CallEventKind::Ended { cause, status } => {
                 call.ended_at = Some(at);
                 call.phase = CallPhase::Ended;

@@ -232,6 +232,22 @@ impl Call {
     }
 }
 
+/// What a PBX knows about a call apart from its live state (hold, monitors) and its end; carried
+/// by [`CallEventKind::Revised`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFacts {
+    pub direction: Direction,
+    pub from: Party,
+    pub to: Party,
+    pub started_at: Timestamp,
+    pub rang: Vec<Extension>,
+    pub answered_by: Vec<Extension>,
+    pub answered_at: Option<Timestamp>,
+    pub transfers: Vec<Transfer>,
+    pub queue: Option<String>,
+    pub recordings: Vec<String>,
+}
+
 /// Something that happened to a call, in the one vocabulary every PBX tracker speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallEvent {
@@ -275,6 +291,10 @@ pub enum CallEventKind {
     MonitorStopped { supervisor: Extension },
     /// The customer entered a queue.
     QueueJoined { queue: String },
+    /// The PBX's account of the call changed in a way the events above cannot say: a PBX that
+    /// delivers out of order (Mango posts webhooks in parallel) learnt an earlier fact late, e.g.
+    /// the IVR leg that started the call, or the summary's direction. Replaces these facts.
+    Revised(Box<CallFacts>),
     /// The call is over. `status` overrides the derived status (see [`CallStatus`]).
     Ended {
         cause: Option<HangupCause>,

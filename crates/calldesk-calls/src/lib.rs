@@ -32,8 +32,8 @@ mod presence;
 
 pub use book::{Anomaly, CallBook, CallUpdate, UpdateKind};
 pub use call::{
-    Call, CallEvent, CallEventKind, CallPhase, CallStatus, CivilTime, Direction, HangupCause,
-    Monitor, Timestamp, Transfer,
+    Call, CallEvent, CallEventKind, CallFacts, CallPhase, CallStatus, CivilTime, Direction,
+    HangupCause, Monitor, Timestamp, Transfer,
 };
 pub use control::{
     Capabilities, Control, ControlError, ControlOutcome, Destination, MonitorMode, Pbx,

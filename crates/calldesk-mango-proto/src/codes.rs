@@ -113,7 +113,10 @@ const KNOWN: &[(u32, &str)] = &[
     (3000, "bad request"),
     (3100, "bad command parameters"),
     (3101, "the request is not a POST"),
-    (3102, "the signature does not match: check the API key and salt"),
+    (
+        3102,
+        "the signature does not match: check the API key and salt",
+    ),
     (3103, "a required parameter is missing"),
     (3104, "a parameter has a bad format"),
     (3105, "wrong access key: check the API key"),
@@ -239,10 +242,16 @@ mod tests {
     fn unknown_codes_take_the_nearest_class() {
         assert_eq!(Code(2219).describe(), Code(2210).describe());
         assert_eq!(Code(1090).describe(), "success");
-        assert_eq!(Code(3102).describe(), "the signature does not match: check the API key and salt");
+        assert_eq!(
+            Code(3102).describe(),
+            "the signature does not match: check the API key and salt"
+        );
         assert_eq!(Code(3999).describe(), "bad request");
         assert_eq!(Code(7).describe(), "unknown code");
-        assert_eq!(Code(1163).to_string(), "1163 (the queue wait time was exceeded)");
+        assert_eq!(
+            Code(1163).to_string(),
+            "1163 (the queue wait time was exceeded)"
+        );
     }
 
     #[test]
@@ -262,23 +271,88 @@ mod tests {
     #[test]
     fn disconnect_families_map_to_statuses() {
         let cases = [
-            (1100, Ending::Normal, CallStatus::Missed, CallStatus::NoAnswer),
-            (1110, Ending::CallerHungUp, CallStatus::Missed, CallStatus::NoAnswer),
-            (1111, Ending::NoAnswer, CallStatus::Missed, CallStatus::NoAnswer),
-            (1120, Ending::CalledHungUp, CallStatus::Missed, CallStatus::NoAnswer),
+            (
+                1100,
+                Ending::Normal,
+                CallStatus::Missed,
+                CallStatus::NoAnswer,
+            ),
+            (
+                1110,
+                Ending::CallerHungUp,
+                CallStatus::Missed,
+                CallStatus::NoAnswer,
+            ),
+            (
+                1111,
+                Ending::NoAnswer,
+                CallStatus::Missed,
+                CallStatus::NoAnswer,
+            ),
+            (
+                1120,
+                Ending::CalledHungUp,
+                CallStatus::Missed,
+                CallStatus::NoAnswer,
+            ),
             (1121, Ending::Busy, CallStatus::Busy, CallStatus::Busy),
             (1193, Ending::Busy, CallStatus::Busy, CallStatus::Busy),
             (1122, Ending::Rejected, CallStatus::Busy, CallStatus::Busy),
             (1123, Ending::Rejected, CallStatus::Busy, CallStatus::Busy),
-            (1131, Ending::Unreachable, CallStatus::Failed, CallStatus::Failed),
-            (1151, Ending::Unreachable, CallStatus::Failed, CallStatus::Failed),
-            (3200, Ending::Unreachable, CallStatus::Failed, CallStatus::Failed),
-            (1163, Ending::QueueGaveUp, CallStatus::Missed, CallStatus::NoAnswer),
-            (1164, Ending::QueueGaveUp, CallStatus::Missed, CallStatus::NoAnswer),
-            (1170, Ending::Closed, CallStatus::Missed, CallStatus::NoAnswer),
-            (1192, Ending::Closed, CallStatus::Missed, CallStatus::NoAnswer),
-            (1181, Ending::Command, CallStatus::Missed, CallStatus::NoAnswer),
-            (1231, Ending::Normal, CallStatus::Missed, CallStatus::NoAnswer),
+            (
+                1131,
+                Ending::Unreachable,
+                CallStatus::Failed,
+                CallStatus::Failed,
+            ),
+            (
+                1151,
+                Ending::Unreachable,
+                CallStatus::Failed,
+                CallStatus::Failed,
+            ),
+            (
+                3200,
+                Ending::Unreachable,
+                CallStatus::Failed,
+                CallStatus::Failed,
+            ),
+            (
+                1163,
+                Ending::QueueGaveUp,
+                CallStatus::Missed,
+                CallStatus::NoAnswer,
+            ),
+            (
+                1164,
+                Ending::QueueGaveUp,
+                CallStatus::Missed,
+                CallStatus::NoAnswer,
+            ),
+            (
+                1170,
+                Ending::Closed,
+                CallStatus::Missed,
+                CallStatus::NoAnswer,
+            ),
+            (
+                1192,
+                Ending::Closed,
+                CallStatus::Missed,
+                CallStatus::NoAnswer,
+            ),
+            (
+                1181,
+                Ending::Command,
+                CallStatus::Missed,
+                CallStatus::NoAnswer,
+            ),
+            (
+                1231,
+                Ending::Normal,
+                CallStatus::Missed,
+                CallStatus::NoAnswer,
+            ),
             (1312, Ending::Busy, CallStatus::Busy, CallStatus::Busy),
             (2240, Ending::Failed, CallStatus::Failed, CallStatus::Failed),
             (5001, Ending::Failed, CallStatus::Failed, CallStatus::Failed),

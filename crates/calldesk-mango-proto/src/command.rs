@@ -385,9 +385,9 @@ pub fn check_number(field: &'static str, value: &str) -> Result<(), InvalidValue
         let ok = sip.split_once('@').is_some_and(|(u, d)| {
             !u.is_empty()
                 && !d.is_empty()
-                && sip.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || b"@.-_+!~*'()&=$,;?/%".contains(&b)
-                })
+                && sip
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"@.-_+!~*'()&=$,;?/%".contains(&b))
         });
         return if ok {
             Ok(())
@@ -449,7 +449,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&UsersRequest::default())?, "{}");
         assert_eq!(Transfer::PATH, "commands/transfer");
         assert_eq!(Transfer::RATE.spacing_ms(), 2000);
-        assert!(Hangup::COMMAND && !UsersRequest::COMMAND);
+        const { assert!(Hangup::COMMAND && !UsersRequest::COMMAND) };
         Ok(())
     }
 
@@ -503,7 +503,9 @@ mod tests {
         assert!(check_id("call_id", "MToxMDA5Njg3NzoyMDE6MTI0MTg3Nzk3NQ==").is_ok());
         assert!(check_id("call_id", "a b").is_err());
         assert!(check_id("call_id", &"x".repeat(129)).is_err());
-        let e = check_number("to_number", "79\n1").err().map(|e| e.to_string());
+        let e = check_number("to_number", "79\n1")
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
             Some("to_number \"79\\n1\" is not valid: it contains control characters")

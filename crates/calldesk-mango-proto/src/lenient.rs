@@ -124,11 +124,46 @@ mod tests {
 
     #[test]
     fn numbers_and_strings_both_read() {
-        assert_eq!(t(r#"{"n":"1000","s":101,"f":1}"#).ok(), Some(T { n: Some(1000), s: Some("101".into()), f: Some(true) }));
-        assert_eq!(t(r#"{"n":1000,"s":"0511","f":"false"}"#).ok(), Some(T { n: Some(1000), s: Some("0511".into()), f: Some(false) }));
-        assert_eq!(t(r#"{"n":"","s":"","f":null}"#).ok(), Some(T { n: None, s: None, f: None }));
-        assert_eq!(t(r#"{"n":null,"s":null}"#).ok(), Some(T { n: None, s: None, f: None }));
-        assert_eq!(t("{}").ok(), Some(T { n: None, s: None, f: None }));
+        assert_eq!(
+            t(r#"{"n":"1000","s":101,"f":1}"#).ok(),
+            Some(T {
+                n: Some(1000),
+                s: Some("101".into()),
+                f: Some(true)
+            })
+        );
+        assert_eq!(
+            t(r#"{"n":1000,"s":"0511","f":"false"}"#).ok(),
+            Some(T {
+                n: Some(1000),
+                s: Some("0511".into()),
+                f: Some(false)
+            })
+        );
+        assert_eq!(
+            t(r#"{"n":"","s":"","f":null}"#).ok(),
+            Some(T {
+                n: None,
+                s: None,
+                f: None
+            })
+        );
+        assert_eq!(
+            t(r#"{"n":null,"s":null}"#).ok(),
+            Some(T {
+                n: None,
+                s: None,
+                f: None
+            })
+        );
+        assert_eq!(
+            t("{}").ok(),
+            Some(T {
+                n: None,
+                s: None,
+                f: None
+            })
+        );
         assert_eq!(t(r#"{"n":12.0}"#).ok().and_then(|t| t.n), Some(12));
     }
 

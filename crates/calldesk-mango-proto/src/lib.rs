@@ -15,6 +15,7 @@
 pub mod codes;
 pub mod command;
 mod lenient;
+pub mod replay;
 pub mod sign;
 pub mod stats;
 pub mod tracker;

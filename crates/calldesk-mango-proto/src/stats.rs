@@ -89,14 +89,19 @@ mod tests {
     fn real_row_with_crlf_and_repeats() -> Result<(), StatsError> {
         let fields = "records,start,finish,answer,from_extension,from_number,to_extension,to_number,disconnect_reason,line_number,location";
         let row = "[];1481630614;1481630633;1481630614;131;sip:a.mango@domain.mangosip.ru;;sip:user2@domain.mangosip.ru;1110;;abonent";
-        let csv = format!("{row}\r\n[MToxMA==,MToxMQ==];1;2;0;;79161234567;101;;1111;74951234567;queue\r\n{row}\r\n");
+        let csv = format!(
+            "{row}\r\n[MToxMA==,MToxMQ==];1;2;0;;79161234567;101;;1111;74951234567;queue\r\n{row}\r\n"
+        );
         let rows = parse(&csv, fields)?;
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].get("from_extension"), Some("131"));
         assert_eq!(rows[0].get("to_extension"), Some(""));
         assert_eq!(rows[0].int("disconnect_reason"), Some(1110));
         assert!(rows[0].records().is_empty());
-        assert_eq!(rows[1].records(), vec!["MToxMA==".to_owned(), "MToxMQ==".to_owned()]);
+        assert_eq!(
+            rows[1].records(),
+            vec!["MToxMA==".to_owned(), "MToxMQ==".to_owned()]
+        );
         assert_eq!(rows[1].int("answer"), Some(0));
         assert_eq!(rows[1].get("entry_id"), None);
         Ok(())
@@ -106,7 +111,11 @@ mod tests {
     fn a_short_row_is_an_error() {
         assert_eq!(
             parse("a;b\n", "x,y,z"),
-            Err(StatsError::Columns { line: 1, found: 2, expected: 3 })
+            Err(StatsError::Columns {
+                line: 1,
+                found: 2,
+                expected: 3
+            })
         );
         assert_eq!(parse("", "x"), Ok(Vec::new()));
     }

@@ -115,7 +115,11 @@ impl Route {
     /// The route of a request path; everything up to `events/`, `result/` or `ping` is the
     /// tenant's own base (e.g. `/mango/acme/events/call`). A trailing slash is tolerated.
     pub fn from_path(path: &str) -> Result<Self, WebhookError> {
-        let p = path.split(['?', '#']).next().unwrap_or("").trim_end_matches('/');
+        let p = path
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/');
         let unknown = || WebhookError::UnknownPath(path.chars().take(200).collect());
         let tail = |marker: &str| {
             p.rfind(marker)
@@ -138,7 +142,8 @@ impl Route {
             return match command {
                 "stat" | "stats" => Ok(Self::StatsReady),
                 c if !c.is_empty()
-                    && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'/') =>
+                    && c.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'/') =>
                 {
                     Ok(Self::Result(c.to_owned()))
                 }
@@ -404,6 +409,12 @@ impl Webhook {
         if *route == Route::Ping {
             return Ok(Self::Ping);
         }
+        if !json.trim_start().starts_with('{') {
+            return Err(WebhookError::BadJson {
+                path,
+                reason: "not a JSON object".into(),
+            });
+        }
         let raw: Raw = serde_json::from_str(json).map_err(|e| WebhookError::BadJson {
             path,
             reason: e.to_string(),
@@ -612,5 +623,312 @@ impl Raw {
             callback_initiator: self.callback_initiator.map(|s| s.replace('С', "C")),
             legacy,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds() -> Credentials {
+        Credentials::new("vpbxkey", "salt")
+    }
+
+    fn parse(route: Route, json: &str) -> Result<Webhook, WebhookError> {
+        Webhook::parse(&route, json)
+    }
+
+    #[test]
+    fn routes_from_paths() -> Result<(), WebhookError> {
+        assert_eq!(Route::from_path("/events/call")?, Route::Call);
+        assert_eq!(Route::from_path("/mango/acme/events/call/")?, Route::Call);
+        assert_eq!(Route::from_path("events/summary")?, Route::Summary);
+        assert_eq!(
+            Route::from_path("/x/events/record/added")?,
+            Route::RecordAdded
+        );
+        assert_eq!(
+            Route::from_path("/x/events/record/tagged")?,
+            Route::RecordTagged
+        );
+        assert_eq!(Route::from_path("/events/recording?x=1")?, Route::Recording);
+        assert_eq!(Route::from_path("/events/dtmf")?, Route::Dtmf);
+        assert_eq!(Route::from_path("/events/sms")?, Route::Sms);
+        assert_eq!(Route::from_path("/result/stats")?, Route::StatsReady);
+        assert_eq!(Route::from_path("/result/stat")?, Route::StatsReady);
+        assert_eq!(
+            Route::from_path("/t/result/call/hangup")?,
+            Route::Result("call/hangup".into())
+        );
+        assert_eq!(Route::from_path("/t/ping")?, Route::Ping);
+        assert_eq!(Route::Result("callback".into()).path(), "result/callback");
+        for bad in [
+            "/events/other",
+            "/result/",
+            "/result/../x",
+            "/",
+            "/myevents/call",
+            "",
+        ] {
+            assert!(Route::from_path(bad).is_err(), "{bad}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_signed_form_round_trips_and_forgeries_fail() -> Result<(), WebhookError> {
+        let json = r#"{"command_id":"a+b&c=d","result":1000,"text":"Привет"}"#;
+        let body = SignedForm::encode(&creds(), json);
+        assert!(body.contains("json=%7B"), "{body}");
+        let form = SignedForm::parse(body.as_bytes())?;
+        assert_eq!(form.json, json);
+        assert_eq!(form.verify(&creds())?, json);
+        let hook = Webhook::receive("/result/callback", body.as_bytes(), &creds())?;
+        assert_eq!(
+            hook,
+            Webhook::Result(CommandResult {
+                command: "callback".into(),
+                command_id: Some("a+b&c=d".into()),
+                result: Some(Code(1000)),
+            })
+        );
+        // Another tenant's key, a forged sign, an altered payload.
+        let other = Credentials::new("vpbxkey2", "salt");
+        assert_eq!(form.verify(&other), Err(WebhookError::WrongKey));
+        let forged = Credentials::new("vpbxkey", "guess");
+        assert_eq!(form.verify(&forged), Err(WebhookError::BadSignature));
+        let altered = body.replace("1000", "1001");
+        assert_eq!(
+            Webhook::receive("/result/callback", altered.as_bytes(), &creds()),
+            Err(WebhookError::BadSignature)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_forms_are_typed_errors() {
+        let e = |b: &[u8]| SignedForm::parse(b).err();
+        assert_eq!(
+            e(b"sign=x&json={}"),
+            Some(WebhookError::MissingField("vpbx_api_key"))
+        );
+        assert_eq!(
+            e(b"vpbx_api_key=k&json={}"),
+            Some(WebhookError::MissingField("sign"))
+        );
+        assert_eq!(
+            e(b"vpbx_api_key=k&sign=s"),
+            Some(WebhookError::MissingField("json"))
+        );
+        assert_eq!(
+            e(b"vpbx_api_key=k&sign=s&json=1&json=2"),
+            Some(WebhookError::DuplicateField("json"))
+        );
+        assert_eq!(
+            e(&vec![b'a'; MAX_BODY + 1]),
+            Some(WebhookError::TooLarge(MAX_BODY + 1))
+        );
+        assert_eq!(
+            e(b"\xff\xfe=%%%&&&"),
+            Some(WebhookError::MissingField("vpbx_api_key"))
+        );
+        // `data` stands in for `json`.
+        let form = SignedForm::parse(b"vpbx_api_key=k&sign=s&data=%7B%7D").ok();
+        assert_eq!(form.map(|f| f.json.into_owned()), Some("{}".to_owned()));
+    }
+
+    #[test]
+    fn call_event_with_every_field_and_lenient_types() -> Result<(), WebhookError> {
+        let json = r#"{"entry_id":"MjYw","call_id":"MToxMD","timestamp":"1716800060","seq":"3",
+            "call_state":"Disconnected","location":"abonent",
+            "from":{"number":"79161234567","was_transfered":true,"taken_from_call_id":"OLD"},
+            "to":{"extension":101,"number":"sip:ivanov@vpbx4.mangosip.ru","line_number":"74951234567","acd_group":"","hold_initiator":"1"},
+            "disconnect_reason":"1120","transfer":"return_blind","command_id":"tr-1","task_id":77,
+            "callback_initiator":"MissGroupСallCallback","dct":{"type":0},"sip_call_id":"abc@host","new_field":[1,2]}"#;
+        let Webhook::Call(leg) = parse(Route::Call, json)? else {
+            panic!("not a call event");
+        };
+        assert_eq!(leg.entry_id, "MjYw");
+        assert_eq!((leg.timestamp, leg.seq), (1_716_800_060, 3));
+        assert_eq!(leg.state, LegState::Disconnected);
+        assert_eq!(leg.location, Some(Location::Abonent));
+        assert_eq!(leg.from.was_transferred, Some(true));
+        assert_eq!(leg.from.taken_from_call_id.as_deref(), Some("OLD"));
+        assert_eq!(leg.to.extension.as_deref(), Some("101"));
+        assert_eq!(leg.to.acd_group, None);
+        assert_eq!(leg.to.hold_initiator, Some(true));
+        assert_eq!(leg.disconnect_reason, Some(Code(1120)));
+        assert_eq!(leg.transfer, Some(TransferMark::ReturnBlind));
+        assert_eq!(
+            leg.callback_initiator.as_deref(),
+            Some("MissGroupCallCallback")
+        );
+        assert!(!leg.legacy);
+        // The other spelling of the v2 flag, states and locations as Mango varies them.
+        let Webhook::Call(leg) = parse(
+            Route::Call,
+            r#"{"entry_id":"e","call_id":"c","timestamp":1,"seq":1,"call_state":"OnHold","locaton":"ivr.2","from":{"was_transferred":false},"to":{}}"#,
+        )?
+        else {
+            panic!("not a call event");
+        };
+        assert_eq!(
+            (leg.state, leg.location),
+            (LegState::OnHold, Some(Location::Ivr))
+        );
+        assert_eq!(leg.from.was_transferred, Some(false));
+        Ok(())
+    }
+
+    #[test]
+    fn legacy_flat_events_are_accepted() -> Result<(), WebhookError> {
+        let Webhook::Call(leg) = parse(
+            Route::Call,
+            r#"{"call_id":"test-123","call_state":"Connected","from":{"number":"+79991234567"},"to":{"number":"sip:101@domain"},"timestamp":1234567890}"#,
+        )?
+        else {
+            panic!("not a call event");
+        };
+        assert!(leg.legacy);
+        assert_eq!(leg.entry_id, "test-123");
+        assert_eq!(leg.seq, 2);
+        let Webhook::Call(leg) = parse(
+            Route::Call,
+            r#"{"call_id":"t","call_state":"Disconnected","from_number":"79991234567","to_extension":"0101","timestamp":5}"#,
+        )?
+        else {
+            panic!("not a call event");
+        };
+        assert_eq!(leg.from.number.as_deref(), Some("79991234567"));
+        assert_eq!(leg.to.extension.as_deref(), Some("0101"));
+        assert_eq!(leg.seq, 4);
+        Ok(())
+    }
+
+    #[test]
+    fn every_other_event_type() -> Result<(), WebhookError> {
+        let s = parse(
+            Route::Summary,
+            r#"{"entry_id":"e","call_direction":"1","from":{"number":"7916"},"to":{"extension":"101","line_number":"7495"},"create_time":1,"forward_time":2,"talk_time":"0","end_time":9,"entry_result":1,"disconnect_reason":1110}"#,
+        )?;
+        let Webhook::Summary(s) = s else {
+            panic!("summary")
+        };
+        assert_eq!(s.call_direction, Some(1));
+        assert_eq!(s.talk_time, None, "talk_time 0 means no conversation");
+        assert_eq!(
+            s.line_number.as_deref(),
+            Some("7495"),
+            "line_number inside `to` too"
+        );
+        assert_eq!(s.disconnect_reason, Some(Code(1110)));
+
+        let r = parse(
+            Route::Recording,
+            r#"{"recording_id":"R","recording_state":"Completed","seq":2,"entry_id":"e","call_id":"c","extension":"","timestamp":9,"completion_code":4002}"#,
+        )?;
+        let Webhook::Recording(r) = r else {
+            panic!("recording")
+        };
+        assert_eq!(
+            (r.state, r.completion_code, r.extension),
+            (RecordingState::Completed, Some(Code(4002)), None)
+        );
+
+        let a = parse(
+            Route::RecordAdded,
+            r#"{"entry_id":"e","product_id":400000000,"user_id":-1,"timestamp":1578664187,"recording_id":"R"}"#,
+        )?;
+        assert_eq!(
+            a,
+            Webhook::RecordAdded(RecordAdded {
+                entry_id: "e".into(),
+                recording_id: "R".into(),
+                user_id: Some("-1".into()),
+                timestamp: Some(1_578_664_187),
+            })
+        );
+        assert!(matches!(
+            parse(
+                Route::RecordTagged,
+                r#"{"entry_id":"e","recording_id":"R"}"#
+            )?,
+            Webhook::RecordTagged(_)
+        ));
+
+        let d = parse(
+            Route::Dtmf,
+            r#"{"seq":1,"dtmf":"124","timestamp":1,"call_id":"c","entry_id":"e","location":"ivr.1","initiator":"79161234567"}"#,
+        )?;
+        let Webhook::Dtmf(d) = d else { panic!("dtmf") };
+        assert_eq!(
+            (d.dtmf.as_str(), d.location.as_deref()),
+            ("124", Some("ivr.1"))
+        );
+
+        let sms = parse(
+            Route::Sms,
+            r#"{"command_id":"sms-7f3a","timestamp":1716800100,"reason":4392}"#,
+        )?;
+        assert_eq!(
+            sms,
+            Webhook::Sms(SmsResult {
+                command_id: Some("sms-7f3a".into()),
+                reason: Some(Code(4392)),
+                timestamp: Some(1_716_800_100),
+            })
+        );
+        let st = parse(
+            Route::StatsReady,
+            r#"{"key":"B+Dv/x==","request_id":"r-1"}"#,
+        )?;
+        assert_eq!(
+            st,
+            Webhook::StatsReady(StatsReady {
+                key: Some("B+Dv/x==".into()),
+                request_id: Some("r-1".into())
+            })
+        );
+        assert_eq!(parse(Route::Ping, "not even json")?, Webhook::Ping);
+        assert_eq!(st.entry_id(), None);
+        Ok(())
+    }
+
+    #[test]
+    fn missing_or_broken_values_are_typed_errors() {
+        let err = |route, json| parse(route, json).err();
+        assert_eq!(
+            err(
+                Route::Call,
+                r#"{"entry_id":"e","seq":1,"timestamp":1,"call_state":"Appeared"}"#
+            ),
+            Some(WebhookError::MissingValue {
+                path: "/events/call",
+                field: "call_id"
+            })
+        );
+        assert_eq!(
+            err(
+                Route::Call,
+                r#"{"entry_id":"e","call_id":"c","seq":1,"call_state":"Appeared"}"#
+            ),
+            Some(WebhookError::MissingValue {
+                path: "/events/call",
+                field: "timestamp"
+            })
+        );
+        assert_eq!(
+            err(Route::Summary, "{}"),
+            Some(WebhookError::MissingValue {
+                path: "/events/summary",
+                field: "entry_id"
+            })
+        );
+        for bad in ["", "[]", "{", r#"{"seq":"x"}"#, r#"{"from":5}"#, "null"] {
+            assert!(
+                matches!(err(Route::Call, bad), Some(WebhookError::BadJson { .. })),
+                "{bad:?}"
+            );
+        }
     }
 }

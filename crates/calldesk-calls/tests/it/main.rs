@@ -2,14 +2,16 @@
 //!
 //! Script lines (times in seconds after 0):
 //! `@T start ID inbound|outbound|internal FROM TO`, `@T ring ID EXT`, `@T answer ID [EXT]`,
-//! `@T busy ID`, `@T end ID [cause=N] [status=S]`.
+//! `@T busy ID`, `@T end ID [cause=N] [status=S]`,
+//! `@T revise ID DIRECTION FROM TO START_SECS RANG ANSWERED_BY [ANSWER_SECS]` (lists comma-separated
+//! or `-`).
 
 // Test helpers may panic on bad fixtures: that is a failed test, not a crash.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use calldesk_calls::{
-    CallBook, CallEvent, CallEventKind, CallId, CallPhase, CallStatus, CallUpdate, Direction,
-    Extension, HangupCause, NumberPlan, TenantId, Timestamp, UpdateKind,
+    CallBook, CallEvent, CallEventKind, CallFacts, CallId, CallPhase, CallStatus, CallUpdate,
+    Direction, Extension, HangupCause, NumberPlan, TenantId, Timestamp, UpdateKind,
 };
 
 fn parse_line(plan: &NumberPlan, line: &str) -> CallEvent {
@@ -32,6 +34,29 @@ fn parse_line(plan: &NumberPlan, line: &str) -> CallEvent {
             extension: arg(3).map(|e| Extension::new(e).unwrap()),
         },
         "busy" => CallEventKind::BusySignalled,
+        "revise" => {
+            let list = |w: &str| -> Vec<Extension> {
+                w.split(',')
+                    .filter(|e| *e != "-")
+                    .map(|e| Extension::new(e).unwrap())
+                    .collect()
+            };
+            let time = |w: &str| {
+                Timestamp::from_unix_millis(1_800_000_000_000 + w.parse::<i64>().unwrap() * 1000)
+            };
+            CallEventKind::Revised(Box::new(CallFacts {
+                direction: Direction::from_name(words[3]).unwrap(),
+                from: plan.party(words[4]),
+                to: plan.party(words[5]),
+                started_at: time(words[6]),
+                rang: list(words[7]),
+                answered_by: list(words[8]),
+                answered_at: arg(9).map(time),
+                transfers: Vec::new(),
+                queue: None,
+                recordings: Vec::new(),
+            }))
+        }
         "end" => {
             let mut cause = None;
             let mut status = None;
@@ -223,6 +248,24 @@ fn transfer_appends_operators_and_keeps_first_answer_time() {
          changed t talking from=+7 495 123-45-67 to=5000 rang=101,102,103 by=102
          changed t talking from=+7 495 123-45-67 to=5000 rang=101,102,103 by=102,103
          ended t ended from=+7 495 123-45-67 to=5000 rang=101,102,103 by=102,103 status=answered ring=3s talk=17s",
+    );
+}
+
+#[test]
+fn a_revision_replaces_the_facts_and_recomputes_the_phase() {
+    check(
+        "@5 start r outbound 101 +74951234567
+         @5 ring r 102
+         @6 revise r inbound +74951234567 5000 2 101,102 -
+         @6 revise r inbound +74951234567 5000 2 101,102 -
+         @7 revise r inbound +74951234567 5000 2 101,102 102 4
+         @9 end r",
+        "new r setup from=101 to=+7 495 123-45-67
+         changed r ringing from=101 to=+7 495 123-45-67 rang=102
+         changed r ringing from=+7 495 123-45-67 to=5000 rang=101,102
+         -
+         changed r talking from=+7 495 123-45-67 to=5000 rang=101,102 by=102
+         ended r ended from=+7 495 123-45-67 to=5000 rang=101,102 by=102 status=answered ring=2s talk=5s",
     );
 }
 
