@@ -13,9 +13,16 @@
 //! - `calldesk ami secret set --host H --user U` — stores the secret read from stdin in the OS
 //!   keyring (service `calldesk-ami`, account `U@H`).
 //!
+//! - `calldesk mango sign --json J` — prints the VPBX signature of `J` (key and salt from
+//!   `MANGO_API_KEY`, `MANGO_API_SALT`).
+//! - `calldesk mango replay FILE...` — JSON lines `{"path":"/events/call","json":"<raw json>"}`
+//!   through the Mango tracker and a call book; one [`calldesk_wire::CallRecord`] per call (id =
+//!   `entry_id`), as `ami replay` prints them (`mango.rs`).
+//!
 //! Exit codes: 0 done (or interrupted), 1 failed, 2 something to fix first (bad arguments, no
 //! secret, a login Asterisk rejected).
 
+mod mango;
 mod replay;
 mod secret;
 mod tail;
@@ -42,6 +49,19 @@ enum Command {
         #[command(subcommand)]
         command: AmiCommand,
     },
+    /// Mango Office VPBX tools.
+    Mango {
+        #[command(subcommand)]
+        command: MangoCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MangoCommand {
+    /// Print the signature of a JSON string (MANGO_API_KEY and MANGO_API_SALT from the env).
+    Sign(mango::SignArgs),
+    /// Replay recorded webhooks (JSON lines) and print one JSON record per call.
+    Replay(mango::ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -65,7 +85,8 @@ enum SecretCommand {
 
 /// 2 for what the user must fix before trying again, 1 for the rest.
 fn exit_code(e: &anyhow::Error) -> ExitCode {
-    if e.is::<tail::LoginRejected>() || e.is::<secret::LookupError>() {
+    if e.is::<tail::LoginRejected>() || e.is::<secret::LookupError>() || e.is::<mango::MissingEnv>()
+    {
         ExitCode::from(2)
     } else {
         ExitCode::FAILURE
@@ -74,13 +95,18 @@ fn exit_code(e: &anyhow::Error) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Ami { command } = cli.command;
-    let result = match command {
-        AmiCommand::Replay(args) => replay::run(&args),
-        AmiCommand::Tail(args) => tail::run(&args),
-        AmiCommand::Secret {
-            command: SecretCommand::Set(args),
-        } => secret::run_set(&args),
+    let result = match cli.command {
+        Command::Ami { command } => match command {
+            AmiCommand::Replay(args) => replay::run(&args),
+            AmiCommand::Tail(args) => tail::run(&args),
+            AmiCommand::Secret {
+                command: SecretCommand::Set(args),
+            } => secret::run_set(&args),
+        },
+        Command::Mango { command } => match command {
+            MangoCommand::Sign(args) => mango::run_sign(&args),
+            MangoCommand::Replay(args) => mango::run_replay(&args),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
