@@ -491,6 +491,11 @@ fn callback_operator_leg(leg: &Leg) -> bool {
         && leg.any(|s| s.from.extension.clone()).is_none()
 }
 
+/// The number of a party that is not an employee.
+fn customer_number(p: &LegParty) -> Option<String> {
+    p.extension.is_none().then(|| p.number.clone()).flatten()
+}
+
 /// Derives a call's facts from everything seen (order-independent).
 fn derive(entry: &Entry, plan: &NumberPlan) -> View {
     let mut legs: Vec<(&String, &Leg)> = entry.legs.iter().collect();
@@ -540,19 +545,21 @@ fn derive(entry: &Entry, plan: &NumberPlan) -> View {
                     .or_else(|| root_to(|p| p.number.clone())),
             ),
         ),
+        // The summary's `to` is whoever answered last: the customer, unless an employee took
+        // the call over (a transfer); then the customer is the root leg's number.
         Direction::Outbound if callback => (
             pick(
                 s_from(|p| p.extension.clone()),
                 root_to(|p| p.extension.clone()),
             ),
-            pick(s_to(|p| p.number.clone()), root_from(|p| p.number.clone())),
+            pick(s_to(customer_number), root_from(|p| p.number.clone())),
         ),
         Direction::Outbound => (
             pick(
                 s_from(|p| p.extension.clone()),
                 root_from(|p| p.extension.clone()),
             ),
-            pick(s_to(|p| p.number.clone()), root_to(|p| p.number.clone())),
+            pick(s_to(customer_number), root_to(|p| p.number.clone())),
         ),
         Direction::Internal => (
             pick(

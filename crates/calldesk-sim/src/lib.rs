@@ -73,7 +73,9 @@
 
 pub mod ami;
 pub mod demo;
+pub mod mango;
 pub mod pbx;
 pub mod scenario;
 
+pub use mango::{FakeMango, FakeMangoConfig, MangoScenario};
 pub use scenario::{ScenarioCall, ScenarioKind};
