@@ -1,4 +1,7 @@
-//! # calldesk-sim: a fake Asterisk 20 PBX for tests and demos
+//! # calldesk-sim: a fake Asterisk 20 PBX and a fake Mango Office VPBX for tests and demos
+//!
+//! The fake Mango (signed webhooks, the command API, recordings, stats) is [`mango`]; its module
+//! docs say what it fakes and what not. The rest of this page is about the fake Asterisk.
 //!
 //! [`ami::AmiSimulator`] is an AMI server on a TCP socket (use `127.0.0.1:0` in tests) that behaves
 //! like the real Asterisk 20.20.1 recorded in `shared/fixtures/ami`: the same greeting, the same
