@@ -295,7 +295,7 @@ impl MangoTracker {
     /// Ends the calls whose time has come (see [`Timing`]); call it every second or so.
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<CallEvent>) {
         let timing = self.timing;
-        let due: Vec<String> = self
+        let mut due: Vec<String> = self
             .entries
             .iter()
             .filter(|(_, e)| {
@@ -310,7 +310,6 @@ impl MangoTracker {
             })
             .map(|(k, _)| k.clone())
             .collect();
-        let mut due = due;
         due.sort();
         for id in due {
             self.end(&id, out);
@@ -330,8 +329,7 @@ impl MangoTracker {
         let Some(mut entry) = self.entries.remove(entry_id) else {
             return;
         };
-        tell(&mut entry, &self.plan, out);
-        let view = derive(&entry, &self.plan);
+        let view = tell(&mut entry, &self.plan, out);
         let (at, status, cause) = view.ending.unwrap_or_else(|| {
             // Forced end (stale, or the input ran out): decide from what is known.
             let at = latest_at(&entry).max(view.facts.started_at);
@@ -771,8 +769,8 @@ fn ending(
     Some((at, status, cause))
 }
 
-/// Tells the call book what changed since it was last told.
-fn tell(entry: &mut Entry, plan: &NumberPlan, out: &mut Vec<CallEvent>) {
+/// Tells the call book what changed since it was last told; returns the call as derived now.
+fn tell(entry: &mut Entry, plan: &NumberPlan, out: &mut Vec<CallEvent>) -> View {
     let new = derive(entry, plan);
     let id = entry.id.clone();
     let push = |out: &mut Vec<CallEvent>, at: Timestamp, kind: CallEventKind| {
@@ -810,11 +808,12 @@ fn tell(entry: &mut Entry, plan: &NumberPlan, out: &mut Vec<CallEvent>) {
             ending: None,
         };
         tell_changes(&blank, &new, &mut |at, kind| push(out, at, kind));
-        entry.told = Some(new);
-        return;
+        entry.told = Some(new.clone());
+        return new;
     };
     tell_changes(old, &new, &mut |at, kind| push(out, at, kind));
-    entry.told = Some(new);
+    entry.told = Some(new.clone());
+    new
 }
 
 /// `new` is `old` with zero or more items appended.

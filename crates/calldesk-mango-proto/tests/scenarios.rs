@@ -25,6 +25,13 @@ fn plan() -> NumberPlan {
     NumberPlan::new("RU").unwrap()
 }
 
+/// Short timers for the tests of when calls end.
+const QUICK: Timing = Timing {
+    settle_ms: 10,
+    no_summary_ms: 1_000,
+    stale_ms: 60_000,
+};
+
 const SCENARIOS: &[&str] = &[
     "answered",
     "missed",
@@ -217,14 +224,7 @@ fn the_first_event_pops_the_call_and_the_end_waits_for_the_summary_to_settle() {
 #[test]
 fn live_legs_for_commands_and_ends_without_summary() {
     let hooks = hooks("missed");
-    let mut t = MangoTracker::new(
-        plan(),
-        Timing {
-            settle_ms: 10,
-            no_summary_ms: 1_000,
-            stale_ms: 60_000,
-        },
-    );
+    let mut t = MangoTracker::new(plan(), QUICK);
     let mut out = Vec::new();
     let at = |ms| Timestamp::from_unix_millis(ms);
     for h in &hooks[..4] {
@@ -246,14 +246,7 @@ fn live_legs_for_commands_and_ends_without_summary() {
     let (_, ended) = apply(&out);
     assert_eq!(ended[0].status.map(|s| s.as_str()), Some("missed"));
     // A call that never ends is closed as stale.
-    let mut t = MangoTracker::new(
-        plan(),
-        Timing {
-            settle_ms: 10,
-            no_summary_ms: 1_000,
-            stale_ms: 60_000,
-        },
-    );
+    let mut t = MangoTracker::new(plan(), QUICK);
     let mut out = Vec::new();
     t.handle(&hooks[0], at(0), &mut out);
     t.tick(at(59_999), &mut out);

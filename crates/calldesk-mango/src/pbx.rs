@@ -18,14 +18,9 @@ use crate::{MangoClient, MangoError};
 /// What Mango can do through its API: no unhold, no recording stop, no spying, no queue
 /// pause.
 pub const CAPABILITIES: Capabilities = Capabilities {
-    originate: true,
-    hangup: true,
-    blind_transfer: true,
-    attended_transfer: true,
-    hold: true,
-    record: true,
     monitor: false,
     queue_pause: false,
+    ..Capabilities::all()
 };
 
 /// The Mango call-control backend. The directory is shared with whoever owns the tracker;
