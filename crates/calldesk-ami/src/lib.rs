@@ -52,6 +52,9 @@
 //!
 //! # Also here
 //!
+//! [`run_session`]: the client's events through the tracker as [`SessionOutput`]s (call
+//! events, presence, resync notices, connection states) for one consumer — the desktop engine
+//! and the hub's per-tenant sessions; [`connection_view`] words a state for a status bar.
 //! [`AmiConnection`]: the simple sequential session (connect, plain login, send, read) the
 //! engine still uses, and the re-exported [`AsteriskTracker`].
 //!
@@ -63,6 +66,7 @@ mod backoff;
 mod client;
 mod connection;
 mod pbx;
+mod session;
 mod text;
 mod transport;
 
@@ -74,4 +78,5 @@ pub use client::{
 };
 pub use connection::{AmiConnection, AmiCredentials, AmiError, AuthMethod, EventMask};
 pub use pbx::AmiPbx;
+pub use session::{SessionOutput, connection_view, run_session};
 pub use transport::{TlsConfig, TlsRoots};

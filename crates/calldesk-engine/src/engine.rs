@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use calldesk_ami::{
     AmiClient, AmiClientConfig, AmiCredentials, AmiPbx, AsteriskTracker, BackoffConfig,
-    ClientEvent, ConnState,
+    SessionOutput, connection_view, run_session,
 };
-use calldesk_asterisk::TrackerEvent;
 use calldesk_asterisk::actions::DialplanConfig;
 use calldesk_calls::{
     CallBook, CallEvent, CallEventKind, CallId, Capabilities, Control, ControlError,
@@ -68,21 +67,6 @@ pub enum EngineEvent {
 
 enum Command {
     Snapshot(oneshot::Sender<Vec<CallView>>),
-}
-
-/// What the PBX session tells the call book.
-// `Resynced` is rare; boxing `Event` would cost an allocation per call event.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-enum SessionMessage {
-    Event(CallEvent),
-    /// A resync after a (re)connect has been applied: `live` are the calls the tracker follows
-    /// now. A call the book still shows but the PBX no longer has is ended (the tracker has
-    /// already ended every call whose channels vanished; this keeps the book honest too).
-    Resynced {
-        live: Vec<CallId>,
-        at: Timestamp,
-    },
 }
 
 /// The shell's handle on a running engine.
@@ -164,7 +148,7 @@ impl Engine {
         };
         let (status_tx, status) = watch::channel(initial);
 
-        let mut client_config = AmiClientConfig::new(addr, credentials);
+        let mut client_config = AmiClientConfig::new(addr.clone(), credentials);
         client_config.connect_timeout = CONNECT_TIMEOUT;
         client_config.ping_interval = KEEPALIVE;
         client_config.ping_timeout = KEEPALIVE;
@@ -177,14 +161,21 @@ impl Engine {
             AmiClient::start(client_config, wait_for_shutdown(shutdown_rx.clone()));
         let tracker = Arc::new(RwLock::new(AsteriskTracker::new(plan.clone())));
         let pbx = AmiPbx::new(client.clone(), tracker.clone(), dialplan);
-        let session = PbxSession {
+        let (session_tx, session_rx) = mpsc::channel(4096);
+        tasks.push(tokio::spawn(run_session(
             client,
             tracker,
-            status: status_tx,
-            events: events.clone(),
-            to_book: call_events,
-        };
-        tasks.push(tokio::spawn(session.run(client_events)));
+            client_events,
+            session_tx,
+            addr.clone(),
+        )));
+        tasks.push(tokio::spawn(forward_session(
+            session_rx,
+            call_events,
+            status_tx,
+            events.clone(),
+            addr,
+        )));
         tasks.push(tokio::spawn(book.run(
             call_events_rx,
             commands_rx,
@@ -267,142 +258,34 @@ async fn join_tasks(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
-/// The AMI session, on top of [`AmiClient`] (which connects, logs in, keeps alive, reconnects
-/// and resyncs): feeds what it hears to the tracker and the tracker's call events to the book,
-/// and reports the connection state.
-struct PbxSession {
-    client: AmiClient,
-    /// Shared with the call controls, which look up channels in it.
-    tracker: Arc<RwLock<AsteriskTracker>>,
+/// Reports the AMI session's connection state (status bar) and forwards its call events to
+/// the book; presence reaches the UI with the supervisor board (desktop issue).
+async fn forward_session(
+    mut from_session: mpsc::Receiver<SessionOutput>,
+    to_book: mpsc::Sender<SessionOutput>,
     status: watch::Sender<ConnectionStatus>,
     events: broadcast::Sender<EngineEvent>,
-    to_book: mpsc::Sender<SessionMessage>,
-}
-
-impl PbxSession {
-    fn report(&self, state: ConnectionState, detail: Option<String>) {
-        let status = ConnectionStatus {
-            state,
-            profile: self.status.borrow().profile,
-            detail,
-        };
-        if *self.status.borrow() != status {
-            self.status.send_replace(status.clone());
-            let _ = self.events.send(EngineEvent::ConnectionChanged(status));
-        }
-    }
-
-    fn report_client_state(&self, state: &ConnState, addr: &str) {
-        let (state, detail) = match state {
-            ConnState::Connecting { attempt } if *attempt <= 1 => {
-                (ConnectionState::Connecting, Some(addr.to_owned()))
-            }
-            ConnState::Connecting { .. } => (
-                ConnectionState::Reconnecting,
-                self.status.borrow().detail.clone(),
-            ),
-            ConnState::Resyncing { .. } => (ConnectionState::Resyncing, Some(addr.to_owned())),
-            ConnState::Connected { .. } => (ConnectionState::Connected, Some(addr.to_owned())),
-            ConnState::Degraded { reason } => (ConnectionState::Degraded, Some(reason.clone())),
-            ConnState::Disconnected { reason, .. } => {
-                (ConnectionState::Reconnecting, Some(reason.clone()))
-            }
-            ConnState::LoginRejected { message } => (
-                ConnectionState::Disconnected,
-                Some(format!(
-                    "Asterisk rejected the login: {message}. Check the AMI user and secret."
-                )),
-            ),
-            ConnState::Misconfigured { message } => {
-                (ConnectionState::Disconnected, Some(message.clone()))
-            }
-            ConnState::Stopped => (ConnectionState::Disconnected, None),
-        };
-        self.report(state, detail);
-    }
-
-    async fn run(self, mut from_client: mpsc::Receiver<ClientEvent>) {
-        let addr = self.status.borrow().detail.clone().unwrap_or_default();
-        let mut state = self.client.state();
-        let mut out = Vec::new();
-        loop {
-            tokio::select! {
-                // Client news first, so a state change never overtakes the events before it.
-                biased;
-                event = from_client.recv() => {
-                    let Some(event) = event else { return };
-                    let resynced = self.fold(event, &mut out);
-                    for event in out.drain(..) {
-                        // Presence reaches the UI with the supervisor board (desktop issue).
-                        let TrackerEvent::Call(event) = event else { continue };
-                        if self.to_book.send(SessionMessage::Event(event)).await.is_err() {
-                            return;
-                        }
-                    }
-                    if let Some(message) = resynced
-                        && self.to_book.send(message).await.is_err()
-                    {
-                        return;
-                    }
-                }
-                changed = state.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let current = state.borrow_and_update().clone();
-                    match &current {
-                        ConnState::Disconnected { reason, retry_in } => tracing::warn!(
-                            %addr, %reason, ?retry_in, "AMI session lost; reconnecting"
-                        ),
-                        other => tracing::info!(%addr, state = %other, "AMI connection"),
-                    }
-                    self.report_client_state(&current, &addr);
+    addr: String,
+) {
+    while let Some(message) = from_session.recv().await {
+        match message {
+            SessionOutput::State(state) => {
+                let (state, detail) = connection_view(&state, &addr);
+                let next = ConnectionStatus {
+                    state,
+                    profile: status.borrow().profile,
+                    detail,
+                };
+                if *status.borrow() != next {
+                    status.send_replace(next.clone());
+                    let _ = events.send(EngineEvent::ConnectionChanged(next));
                 }
             }
-        }
-    }
-
-    /// Applies one client event to the tracker (the lock is held only here, never across an
-    /// await); returns the book's resync notice after a resync.
-    fn fold(&self, event: ClientEvent, out: &mut Vec<TrackerEvent>) -> Option<SessionMessage> {
-        let Ok(mut tracker) = self.tracker.write() else {
-            tracing::error!("the call tracker was poisoned by a panic; events are dropped");
-            return None;
-        };
-        match event {
-            ClientEvent::Event {
-                message,
-                received_at_ms,
-            } => {
-                tracker.handle(&message, Timestamp::from_unix_millis(received_at_ms), out);
-                None
-            }
-            ClientEvent::Resync {
-                items,
-                at_ms,
-                complete,
-                epoch,
-            } => {
-                let at = Timestamp::from_unix_millis(at_ms);
-                if !complete {
-                    // A partial list would end calls that are still up: keep what we know.
-                    tracing::warn!(
-                        epoch,
-                        "resync list incomplete; live calls kept as they were"
-                    );
-                    return None;
+            SessionOutput::Presence(_) => {}
+            other => {
+                if to_book.send(other).await.is_err() {
+                    return;
                 }
-                tracker.resync(&items, at, out);
-                tracing::info!(
-                    epoch,
-                    channels = items.len(),
-                    calls = tracker.live_calls(),
-                    "resynced with the PBX"
-                );
-                Some(SessionMessage::Resynced {
-                    live: tracker.live_call_ids(),
-                    at,
-                })
             }
         }
     }
@@ -418,7 +301,7 @@ struct BookTask {
 impl BookTask {
     async fn run(
         mut self,
-        mut from_session: mpsc::Receiver<SessionMessage>,
+        mut from_session: mpsc::Receiver<SessionOutput>,
         mut commands: mpsc::Receiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -428,8 +311,9 @@ impl BookTask {
                 // before it was asked for (e.g. stale calls closed on a new login).
                 biased;
                 Some(message) = from_session.recv() => match message {
-                    SessionMessage::Event(event) => self.apply(event).await,
-                    SessionMessage::Resynced { live, at } => self.end_calls_not_in(&live, at).await,
+                    SessionOutput::Call(event) => self.apply(event).await,
+                    SessionOutput::Resynced { live, at } => self.end_calls_not_in(&live, at).await,
+                    SessionOutput::Presence(_) | SessionOutput::State(_) => {}
                 },
                 Some(command) = commands.recv() => match command {
                     Command::Snapshot(reply) => {

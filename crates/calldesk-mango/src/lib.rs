@@ -34,3 +34,5 @@ pub use client::{Download, MangoClient, StatsFilter};
 pub use config::{DEFAULT_BASE_URL, MIN_STATS_POLL, MangoConfig};
 pub use error::MangoError;
 pub use pbx::MangoPbx;
+/// The URL type of [`MangoConfig::base_url`].
+pub use reqwest::Url;

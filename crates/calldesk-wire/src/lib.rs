@@ -10,11 +10,16 @@
 //! Invariant: a view is derived from a domain value by `From`; nothing here holds state.
 //! Tested by JSON round-trip tests below, which pin the JSON shape the UI relies on.
 
-use calldesk_calls::{Call, CallPhase, CallStatus, Direction, Party};
+use calldesk_calls::{Call, CallStatus, Direction, Party};
 use serde::{Deserialize, Serialize};
 
+mod hub;
 mod record;
 
+pub use hub::{
+    CallerCard, CardRef, DispositionView, HUB_PROTOCOL, HubCall, HubMessage, NoteView,
+    PresenceView, SnapshotReason,
+};
 pub use record::{CallRecord, HangupCauseRecord, MonitorRecord, TransferRecord};
 
 /// Version of the messages in this crate; bumped on an incompatible change.
@@ -150,12 +155,7 @@ impl From<&Call> for CallView {
             direction: c.direction.into(),
             from: (&c.from).into(),
             to: (&c.to).into(),
-            // A call still in setup (IVR, queue) is shown as ringing: the customer is waiting.
-            state: match c.phase {
-                CallPhase::Setup | CallPhase::Ringing => CallStateView::Ringing,
-                CallPhase::Talking => CallStateView::Talking,
-                CallPhase::Ended => CallStateView::Ended,
-            },
+            state: hub::state_of(c.phase),
             status: c.status.map(Into::into),
             operator: c.operator().map(|e| e.to_string()),
             started_at: c.started_at.unix_millis(),

@@ -19,9 +19,26 @@
 //!   through the Mango tracker and a call book; one [`calldesk_wire::CallRecord`] per call (id =
 //!   `entry_id`), as `ami replay` prints them (`mango.rs`).
 //!
-//! Exit codes: 0 done (or interrupted), 1 failed, 2 something to fix first (bad arguments, no
-//! secret, a login Asterisk rejected).
+//! - `calldesk hub [--config hub.toml]` — runs the hub (`calldesk_hub::run`) until Ctrl-C or
+//!   SIGTERM; settings from the file and the environment (`hub.rs`).
+//! - `calldesk admin tenant add|list|rotate-client-id`, `admin operator add|list`,
+//!   `admin contacts import FILE.csv` — the hub's tenants, operators and contacts, straight in
+//!   its PostgreSQL (`DATABASE_URL` or `--database-url`). The clientId is printed once (only its
+//!   digest is stored); PBX secrets are never stored, only the names of the environment
+//!   variables that hold them; operator passwords come from stdin; an import is all or nothing
+//!   (`admin.rs`).
+//! - `calldesk load --hub URL --tenant T …` — the hub's load generator: a call centre's Mango
+//!   webhooks paced open-loop at `--rate`, supervisor clients timing webhook → WebSocket
+//!   delivery, `--clients` idle WebSocket clients; progress on stderr every second, the figures
+//!   as `key=value` lines on stdout (`load.rs`).
+//!
+//! Exit codes: 0 done (or interrupted), 1 failed (e.g. the database or the hub unreachable), 2
+//! something to fix first (bad arguments, no secret, a login Asterisk or the hub rejected, a
+//! duplicate, an unknown tenant, a bad CSV row).
 
+mod admin;
+mod hub;
+mod load;
 mod mango;
 mod replay;
 mod secret;
@@ -54,6 +71,14 @@ enum Command {
         #[command(subcommand)]
         command: MangoCommand,
     },
+    /// Run the hub: Mango webhooks, AMI sessions, REST and WebSocket (DATABASE_URL,
+    /// CALLDESK_JWT_SECRET, CALLDESK_BIND).
+    Hub(hub::HubArgs),
+    /// The hub's tenants, operators and contacts, in its database (DATABASE_URL).
+    Admin(admin::AdminArgs),
+    /// Load the hub: Mango webhooks at a steady rate, idle WebSocket clients, and the
+    /// webhook → WebSocket latency a supervisor sees (figures as key=value lines on stdout).
+    Load(Box<load::LoadArgs>),
 }
 
 #[derive(Subcommand)]
@@ -85,7 +110,12 @@ enum SecretCommand {
 
 /// 2 for what the user must fix before trying again, 1 for the rest.
 fn exit_code(e: &anyhow::Error) -> ExitCode {
-    if e.is::<tail::LoginRejected>() || e.is::<secret::LookupError>() || e.is::<mango::MissingEnv>()
+    if e.is::<tail::LoginRejected>()
+        || e.is::<secret::LookupError>()
+        || e.is::<mango::MissingEnv>()
+        || e.is::<load::UsageError>()
+        || e.is::<admin::Fix>()
+        || e.is::<hub::BadConfig>()
     {
         ExitCode::from(2)
     } else {
@@ -107,6 +137,9 @@ fn main() -> ExitCode {
             MangoCommand::Sign(args) => mango::run_sign(&args),
             MangoCommand::Replay(args) => mango::run_replay(&args),
         },
+        Command::Hub(args) => hub::run(&args),
+        Command::Admin(args) => admin::run(&args),
+        Command::Load(args) => load::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,1358 @@
+//! REST: router, auth, calls, history, operators, companies/contacts (admin writes), notes,
+//! dispositions, call controls (by role), health, status, metrics, OpenAPI.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use calldesk_calls::{
+    CallId, Control, ControlError, ControlOutcome, Destination, Extension, MonitorMode, NumberPlan,
+    RecordAction, TenantId, TransferKind,
+};
+use calldesk_central::{CallFilter, CompanyInput, ContactInput, Role};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use utoipa::OpenApi;
+
+use crate::Hub;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::metrics::ResultLabel;
+use crate::runtime::TenantPbx;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Rate limits: logins per tenant+login and per client address; machine API per clientId.
+#[derive(Debug)]
+pub struct Limits {
+    login: DefaultKeyedRateLimiter<String>,
+    /// Per client address: ten times the per-login quota, so a call centre behind one NAT can
+    /// still log its shift in.
+    login_by_ip: DefaultKeyedRateLimiter<String>,
+    machine: DefaultKeyedRateLimiter<String>,
+}
+
+impl Limits {
+    pub fn new(login_per_minute: u32, machine_per_second: u32) -> Self {
+        let one = NonZeroU32::MIN;
+        Self {
+            login: RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(login_per_minute).unwrap_or(one),
+            )),
+            login_by_ip: RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(login_per_minute.saturating_mul(10)).unwrap_or(one),
+            )),
+            machine: RateLimiter::keyed(Quota::per_second(
+                NonZeroU32::new(machine_per_second).unwrap_or(one),
+            )),
+        }
+    }
+
+    pub fn machine_ok(&self, key: &str) -> bool {
+        self.machine.check_key(&key.to_owned()).is_ok()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "calldesk hub",
+        description = "Calls, operators, contacts, call controls and the realtime feed (GET /ws) of the calldesk hub."
+    ),
+    paths(
+        login,
+        list_calls,
+        get_call,
+        originate,
+        machine_makecall,
+        machine_monitor,
+        health,
+        status
+    )
+)]
+struct ApiDoc;
+
+pub fn router(hub: Hub) -> Router {
+    let cors = if hub.config().cors_origins.is_empty() {
+        CorsLayer::new()
+    } else {
+        let origins: Vec<HeaderValue> = hub
+            .config()
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+    };
+    let body_limit = hub.config().body_limit;
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/api/docs", get(docs))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/auth/login", post(login))
+        .route("/api/me", get(me))
+        .route("/api/calls", get(list_calls))
+        .route("/api/calls/originate", post(originate))
+        .route("/api/calls/{id}", get(get_call))
+        .route("/api/calls/{id}/events", get(call_events))
+        .route("/api/calls/{id}/notes", post(add_note))
+        .route("/api/calls/{id}/disposition", put(set_disposition))
+        .route("/api/calls/{id}/hangup", post(hangup))
+        .route("/api/calls/{id}/transfer", post(transfer))
+        .route("/api/calls/{id}/hold", post(hold))
+        .route("/api/calls/{id}/record", post(record))
+        .route("/api/calls/{id}/monitor", post(monitor))
+        .route("/api/queue/pause", post(queue_pause))
+        .route("/api/history", get(history))
+        .route("/api/operators", get(operators))
+        .route("/api/companies", get(companies).post(create_company))
+        .route(
+            "/api/companies/{id}",
+            get(company).put(update_company).delete(delete_company),
+        )
+        .route("/api/contacts", get(contacts).post(create_contact))
+        .route(
+            "/api/contacts/{id}",
+            get(contact).put(update_contact).delete(delete_contact),
+        )
+        .route("/api/makecallexternal", get(machine_makecall))
+        .route("/api/monitor", get(machine_monitor))
+        .route("/mango/{tenant}/{*path}", post(crate::ingest::webhook))
+        .route("/ws", get(crate::ws::handler))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(cors)
+        .with_state(hub)
+}
+
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "The hub process is up")))]
+async fn health() -> Json<serde_json::Value> {
+    Json(
+        json!({"status": "healthy", "service": "calldesk-hub", "version": env!("CARGO_PKG_VERSION")}),
+    )
+}
+
+#[utoipa::path(get, path = "/api/status", responses((status = 200, description = "Database and each PBX connection")))]
+async fn status(State(hub): State<Hub>) -> Json<serde_json::Value> {
+    let database = match hub.store().ping().await {
+        Ok(()) => "connected".to_owned(),
+        Err(e) => format!("unreachable: {e}"),
+    };
+    let mut pbx = Vec::new();
+    let mut tenants = hub.tenant_list();
+    tenants.sort_by(|a, b| a.id.cmp(&b.id));
+    for t in tenants {
+        let kind = match &t.pbx {
+            calldesk_central::PbxConfig::Asterisk { .. } => "asterisk",
+            calldesk_central::PbxConfig::Mango { .. } => "mango",
+            calldesk_central::PbxConfig::Demo => "demo",
+        };
+        let (held, state, detail) = match hub.runtime(&t.id) {
+            Some(rt) => {
+                let s = rt.status.borrow().clone();
+                (
+                    true,
+                    serde_json::to_value(s.state).unwrap_or_default(),
+                    s.detail,
+                )
+            }
+            None => (
+                false,
+                json!(null),
+                Some("held by another replica (or not yet)".to_owned()),
+            ),
+        };
+        pbx.push(json!({"tenant": t.id.as_str(), "kind": kind, "active": t.active, "held_here": held, "state": state, "detail": detail}));
+    }
+    Json(json!({
+        "service": "calldesk-hub",
+        "version": env!("CARGO_PKG_VERSION"),
+        "replica": hub.config().replica,
+        "uptime_secs": hub.inner.started.elapsed().as_secs(),
+        "database": database,
+        "pbx": pbx,
+    }))
+}
+
+async fn metrics(State(hub): State<Hub>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        hub.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn docs() -> Html<String> {
+    use utoipa_scalar::Scalar;
+    Html(Scalar::new(ApiDoc::openapi()).to_html())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct LoginBody {
+    tenant: String,
+    login: String,
+    password: String,
+}
+
+#[utoipa::path(post, path = "/api/auth/login", request_body = LoginBody,
+    responses((status = 200, description = "`{\"token\"}`: a JWT for `Authorization: Bearer`"), (status = 401, description = "Wrong tenant, login or password"), (status = 429, description = "Too many attempts")))]
+async fn login(
+    State(hub): State<Hub>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(body): Json<LoginBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limits = &hub.inner.limits;
+    let key = format!("{}/{}", body.tenant, body.login);
+    if limits.login.check_key(&key).is_err()
+        || limits
+            .login_by_ip
+            .check_key(&peer.ip().to_string())
+            .is_err()
+    {
+        hub.metrics()
+            .logins
+            .get_or_create(&ResultLabel { result: "limited" })
+            .inc();
+        return Err(ApiError::TooManyRequests(
+            "too many login attempts; wait a minute and try again".to_owned(),
+        ));
+    }
+    let refused = || ApiError::Unauthorized("wrong tenant, login or password".to_owned());
+    if body.password.len() > 1024 || body.login.len() > 64 {
+        return Err(refused());
+    }
+    let found = match TenantId::new(body.tenant.clone()) {
+        Ok(t) => hub.store().operator_for_login(&t, &body.login).await?,
+        Err(_) => None,
+    };
+    let (operator, hash) = match found {
+        Some((op, hash)) => (Some(op), hash),
+        None => (None, crate::auth::dummy_hash().to_owned()),
+    };
+    let password = body.password;
+    let ok = tokio::task::spawn_blocking(move || {
+        calldesk_central::password::verify_password(&password, &hash)
+    })
+    .await
+    .unwrap_or(false);
+    match operator {
+        Some(op) if ok => {
+            hub.metrics()
+                .logins
+                .get_or_create(&ResultLabel { result: "ok" })
+                .inc();
+            let token = hub.keys().issue(&op)?;
+            Ok(Json(json!({
+                "token": token,
+                "expires_in": hub.keys().ttl().as_secs(),
+                "operator": {"id": op.id, "login": op.login, "name": op.name, "role": op.role.as_str(), "extension": op.extension.as_str(), "tenant": op.tenant.as_str()},
+            })))
+        }
+        _ => {
+            hub.metrics()
+                .logins
+                .get_or_create(&ResultLabel { result: "refused" })
+                .inc();
+            tracing::info!(tenant = %body.tenant, login = %body.login, "login refused");
+            Err(refused())
+        }
+    }
+}
+
+/// Who the token belongs to, and what the tenant's PBX can do (the desktop disables the rest).
+async fn me(State(hub): State<Hub>, p: Principal) -> Json<serde_json::Value> {
+    let caps = hub.runtime(&p.tenant).map(|rt| {
+        let c = rt.pbx.capabilities();
+        json!({"originate": c.originate, "hangup": c.hangup, "blind_transfer": c.blind_transfer, "attended_transfer": c.attended_transfer, "hold": c.hold, "record": c.record, "monitor": c.monitor, "queue_pause": c.queue_pause})
+    });
+    Json(
+        json!({"id": p.operator_id, "tenant": p.tenant.as_str(), "login": p.login, "role": p.role.as_str(), "extension": p.extension.as_str(), "capabilities": caps}),
+    )
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct CallsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    operator: Option<String>,
+    status: Option<String>,
+    direction: Option<String>,
+    phone: Option<String>,
+    company: Option<i64>,
+    contact: Option<i64>,
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+fn plan_of(hub: &Hub, tenant: &TenantId) -> Result<NumberPlan, ApiError> {
+    let region = hub
+        .tenant(tenant)
+        .map(|t| t.region)
+        .unwrap_or_else(|| "RU".to_owned());
+    NumberPlan::new(&region).map_err(|e| {
+        ApiError::Internal(format!("tenant {tenant} has a bad region {region:?}: {e}"))
+    })
+}
+
+fn filter_of(hub: &Hub, p: &Principal, q: CallsQuery) -> Result<CallFilter, ApiError> {
+    let phone = match q.phone {
+        Some(raw) => Some(
+            plan_of(hub, &p.tenant)?
+                .parse(&raw)
+                .map_err(|e| ApiError::BadRequest(format!("phone {raw:?}: {e}")))?
+                .e164()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    if let Some(s) = &q.status
+        && calldesk_calls::CallStatus::from_name(s).is_none()
+    {
+        return Err(ApiError::BadRequest(format!(
+            "status {s:?}: expected answered, missed, no_answer, busy, failed or cancelled"
+        )));
+    }
+    if let Some(d) = &q.direction
+        && calldesk_calls::Direction::from_name(d).is_none()
+    {
+        return Err(ApiError::BadRequest(format!(
+            "direction {d:?}: expected inbound, outbound or internal"
+        )));
+    }
+    // Operators see their own calls only.
+    let operator = if p.role.supervises() {
+        q.operator
+    } else {
+        Some(p.extension.to_string())
+    };
+    Ok(CallFilter {
+        since: q.since,
+        until: q.until,
+        operator,
+        status: q.status,
+        direction: q.direction,
+        phone,
+        company_id: q.company,
+        contact_id: q.contact,
+        limit: q.limit.unwrap_or(50),
+        after: q.after,
+    })
+}
+
+#[utoipa::path(get, path = "/api/calls", params(("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query), ("operator" = Option<String>, Query, description = "extension"), ("status" = Option<String>, Query), ("direction" = Option<String>, Query), ("phone" = Option<String>, Query), ("limit" = Option<i64>, Query), ("after" = Option<String>, Query, description = "the `next` of the previous page")),
+    responses((status = 200, description = "`{\"items\":[call…],\"next\":cursor|null}`, newest first")))]
+async fn list_calls(
+    State(hub): State<Hub>,
+    p: Principal,
+    Query(q): Query<CallsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let filter = filter_of(&hub, &p, q)?;
+    let page = hub.store().list_calls(&p.tenant, &filter).await?;
+    Ok(Json(json!({"items": page.items, "next": page.next})))
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    phone: Option<String>,
+    company: Option<i64>,
+    contact: Option<i64>,
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+/// The history of a caller: by phone, company or contact (every operator may read it: it is
+/// what the pop's card shows).
+async fn history(
+    State(hub): State<Hub>,
+    p: Principal,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if q.phone.is_none() && q.company.is_none() && q.contact.is_none() {
+        return Err(ApiError::BadRequest(
+            "give phone, company or contact".to_owned(),
+        ));
+    }
+    let supervisor_view = Principal {
+        role: Role::Supervisor,
+        ..p.clone()
+    };
+    let filter = filter_of(
+        &hub,
+        &supervisor_view,
+        CallsQuery {
+            phone: q.phone,
+            company: q.company,
+            contact: q.contact,
+            limit: q.limit,
+            after: q.after,
+            ..CallsQuery::default()
+        },
+    )?;
+    let page = hub.store().list_calls(&p.tenant, &filter).await?;
+    Ok(Json(json!({"items": page.items, "next": page.next})))
+}
+
+#[utoipa::path(get, path = "/api/calls/{id}", params(("id" = String, Path)), responses((status = 200, description = "The call with caller card, notes and disposition"), (status = 404, description = "No such call in your tenant")))]
+async fn get_call(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<calldesk_wire::HubCall>, ApiError> {
+    Ok(Json(readable_call(&hub, &p, &id).await?))
+}
+
+/// The call `id` of the caller's tenant, if the caller may see it: supervisors see every call,
+/// operators the calls their extension rang, answered, transferred or monitored. Anything else
+/// is "not found" (no hint that it exists).
+async fn readable_call(
+    hub: &Hub,
+    p: &Principal,
+    id: &str,
+) -> Result<calldesk_wire::HubCall, ApiError> {
+    let missing = || ApiError::NotFound(format!("no call {id}"));
+    let call = hub.store().call(&p.tenant, id).await?.ok_or_else(missing)?;
+    if !p.role.supervises() && !call.extensions().any(|e| e == p.extension.as_str()) {
+        return Err(missing());
+    }
+    Ok(call)
+}
+
+async fn call_events(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    p.require_supervisor()?;
+    let rows = hub.store().call_events(&p.tenant, &id).await?;
+    let items: Vec<_> = rows
+        .into_iter()
+        .map(|r| json!({"kind": r.kind, "at_ms": r.at_ms, "call": r.data}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+#[derive(Debug, Deserialize)]
+struct NoteBody {
+    id: String,
+    text: String,
+}
+
+async fn add_note(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<NoteBody>,
+) -> Result<Json<calldesk_wire::NoteView>, ApiError> {
+    readable_call(&hub, &p, &id).await?;
+    Ok(Json(
+        hub.store()
+            .add_note(&p.tenant, &id, &b.id, Some(p.operator_id), &b.text)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct DispositionBody {
+    code: String,
+}
+
+async fn set_disposition(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<DispositionBody>,
+) -> Result<Json<calldesk_wire::DispositionView>, ApiError> {
+    readable_call(&hub, &p, &id).await?;
+    Ok(Json(
+        hub.store()
+            .set_disposition(&p.tenant, &id, &b.code, Some(p.operator_id))
+            .await?,
+    ))
+}
+
+async fn operators(
+    State(hub): State<Hub>,
+    p: Principal,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = hub.store().operators(&p.tenant).await?;
+    let items: Vec<_> = list
+        .into_iter()
+        .map(|o| json!({"id": o.id, "login": o.login, "name": o.name, "role": o.role.as_str(), "extension": o.extension.as_str(), "sip": o.sip, "active": o.active}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchQuery {
+    search: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompanyBody {
+    name: String,
+    note: Option<String>,
+    #[serde(default)]
+    phones: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ContactBody {
+    name: String,
+    company_id: Option<i64>,
+    position: Option<String>,
+    email: Option<String>,
+    #[serde(default)]
+    phones: Vec<String>,
+}
+
+fn phones(hub: &Hub, tenant: &TenantId, raw: &[String]) -> Result<Vec<String>, ApiError> {
+    let plan = plan_of(hub, tenant)?;
+    raw.iter()
+        .map(|r| {
+            plan.parse(r)
+                .map(|n| n.e164().to_owned())
+                .map_err(|e| ApiError::BadRequest(format!("phone {r:?}: {e}")))
+        })
+        .collect()
+}
+
+fn limit(l: Option<i64>) -> i64 {
+    l.unwrap_or(100).clamp(1, 500)
+}
+
+async fn companies(
+    State(hub): State<Hub>,
+    p: Principal,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = hub
+        .store()
+        .companies(&p.tenant, q.search.as_deref(), limit(q.limit))
+        .await?;
+    Ok(Json(
+        json!({"items": list.into_iter().map(company_json).collect::<Vec<_>>()}),
+    ))
+}
+
+fn company_json(c: calldesk_central::Company) -> serde_json::Value {
+    json!({"id": c.id, "name": c.name, "note": c.note, "phones": c.phones})
+}
+
+fn contact_json(c: calldesk_central::Contact) -> serde_json::Value {
+    json!({"id": c.id, "name": c.name, "company_id": c.company_id, "company": c.company, "position": c.position, "email": c.email, "phones": c.phones})
+}
+
+async fn company(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = hub
+        .store()
+        .company(&p.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no company {id}")))?;
+    Ok(Json(company_json(c)))
+}
+
+async fn create_company(
+    State(hub): State<Hub>,
+    p: Principal,
+    Json(b): Json<CompanyBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    p.require_admin()?;
+    let input = CompanyInput {
+        phones: phones(&hub, &p.tenant, &b.phones)?,
+        name: b.name,
+        note: b.note,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(company_json(
+            hub.store().create_company(&p.tenant, &input).await?,
+        )),
+    ))
+}
+
+async fn update_company(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<i64>,
+    Json(b): Json<CompanyBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    p.require_admin()?;
+    let input = CompanyInput {
+        phones: phones(&hub, &p.tenant, &b.phones)?,
+        name: b.name,
+        note: b.note,
+    };
+    let c = hub
+        .store()
+        .update_company(&p.tenant, id, &input)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no company {id}")))?;
+    Ok(Json(company_json(c)))
+}
+
+async fn delete_company(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    p.require_admin()?;
+    if hub.store().delete_company(&p.tenant, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no company {id}")))
+    }
+}
+
+async fn contacts(
+    State(hub): State<Hub>,
+    p: Principal,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = hub
+        .store()
+        .contacts(&p.tenant, q.search.as_deref(), limit(q.limit))
+        .await?;
+    Ok(Json(
+        json!({"items": list.into_iter().map(contact_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn contact(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = hub
+        .store()
+        .contact(&p.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no contact {id}")))?;
+    Ok(Json(contact_json(c)))
+}
+
+fn contact_input(hub: &Hub, p: &Principal, b: ContactBody) -> Result<ContactInput, ApiError> {
+    Ok(ContactInput {
+        phones: phones(hub, &p.tenant, &b.phones)?,
+        name: b.name,
+        company_id: b.company_id,
+        position: b.position,
+        email: b.email,
+    })
+}
+
+async fn create_contact(
+    State(hub): State<Hub>,
+    p: Principal,
+    Json(b): Json<ContactBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    p.require_admin()?;
+    let input = contact_input(&hub, &p, b)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(contact_json(
+            hub.store().create_contact(&p.tenant, &input).await?,
+        )),
+    ))
+}
+
+async fn update_contact(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<i64>,
+    Json(b): Json<ContactBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    p.require_admin()?;
+    let input = contact_input(&hub, &p, b)?;
+    let c = hub
+        .store()
+        .update_contact(&p.tenant, id, &input)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no contact {id}")))?;
+    Ok(Json(contact_json(c)))
+}
+
+async fn delete_contact(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    p.require_admin()?;
+    if hub.store().delete_contact(&p.tenant, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no contact {id}")))
+    }
+}
+
+// ---- call controls ----
+
+/// A call control as it travels (also between replicas): values still unvalidated text; the
+/// holder validates them with the tenant's number plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "control", rename_all = "snake_case")]
+pub enum ControlSpec {
+    Originate {
+        region: String,
+        operator: String,
+        to: String,
+    },
+    Hangup {
+        call: String,
+        operator: Option<String>,
+    },
+    Transfer {
+        region: String,
+        call: String,
+        operator: String,
+        to: String,
+        kind: String,
+    },
+    Hold {
+        call: String,
+        operator: String,
+        on: bool,
+    },
+    Record {
+        call: String,
+        action: String,
+    },
+    Monitor {
+        call: String,
+        operator: String,
+        supervisor: String,
+        mode: String,
+    },
+    QueuePause {
+        operator: String,
+        queue: Option<String>,
+        paused: bool,
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ControlReply {
+    pub ok: bool,
+    pub call: Option<String>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+fn ext(v: &str, what: &str) -> Result<Extension, ControlError> {
+    if v.is_empty()
+        || v.len() > 32
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(ControlError::Invalid(format!(
+            "{what} {v:?} is not an extension"
+        )));
+    }
+    Extension::new(v).map_err(|e| ControlError::Invalid(format!("{what} {v:?}: {e}")))
+}
+
+fn call_id(v: &str) -> Result<CallId, ControlError> {
+    CallId::new(v).map_err(|e| ControlError::Invalid(format!("call {v:?}: {e}")))
+}
+
+fn destination(region: &str, to: &str) -> Result<Destination, ControlError> {
+    if !to.is_empty() && to.len() <= 6 && to.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Destination::Extension(ext(to, "destination")?));
+    }
+    let plan = NumberPlan::new(region).map_err(|e| ControlError::Invalid(e.to_string()))?;
+    plan.parse(to).map(Destination::Number).map_err(|e| {
+        ControlError::Invalid(format!(
+            "{to:?} is neither an extension nor a phone number: {e}"
+        ))
+    })
+}
+
+impl ControlSpec {
+    pub fn to_control(&self) -> Result<Control, ControlError> {
+        Ok(match self {
+            Self::Originate {
+                region,
+                operator,
+                to,
+            } => Control::Originate {
+                operator: ext(operator, "operator")?,
+                to: destination(region, to)?,
+            },
+            Self::Hangup { call, operator } => Control::Hangup {
+                call: call_id(call)?,
+                operator: operator
+                    .as_deref()
+                    .map(|o| ext(o, "operator"))
+                    .transpose()?,
+            },
+            Self::Transfer {
+                region,
+                call,
+                operator,
+                to,
+                kind,
+            } => Control::Transfer {
+                call: call_id(call)?,
+                operator: ext(operator, "operator")?,
+                to: destination(region, to)?,
+                kind: match kind.as_str() {
+                    "blind" => TransferKind::Blind,
+                    "attended" => TransferKind::Attended,
+                    k => {
+                        return Err(ControlError::Invalid(format!(
+                            "transfer kind {k:?}: expected blind or attended"
+                        )));
+                    }
+                },
+            },
+            Self::Hold { call, operator, on } => Control::Hold {
+                call: call_id(call)?,
+                operator: ext(operator, "operator")?,
+                on: *on,
+            },
+            Self::Record { call, action } => Control::Record {
+                call: call_id(call)?,
+                action: match action.as_str() {
+                    "start" => RecordAction::Start,
+                    "stop" => RecordAction::Stop,
+                    "mute" => RecordAction::Mute,
+                    "unmute" => RecordAction::Unmute,
+                    a => {
+                        return Err(ControlError::Invalid(format!(
+                            "record action {a:?}: expected start, stop, mute or unmute"
+                        )));
+                    }
+                },
+            },
+            Self::Monitor {
+                call,
+                operator,
+                supervisor,
+                mode,
+            } => Control::Monitor {
+                call: call_id(call)?,
+                operator: ext(operator, "operator")?,
+                supervisor: ext(supervisor, "supervisor")?,
+                mode: match mode.as_str() {
+                    "listen" => MonitorMode::Listen,
+                    "whisper" => MonitorMode::Whisper,
+                    "barge" => MonitorMode::Barge,
+                    m => {
+                        return Err(ControlError::Invalid(format!(
+                            "monitor mode {m:?}: expected listen, whisper or barge"
+                        )));
+                    }
+                },
+            },
+            Self::QueuePause {
+                operator,
+                queue,
+                paused,
+                reason,
+            } => {
+                if reason
+                    .as_deref()
+                    .is_some_and(|r| r.len() > 128 || r.chars().any(char::is_control))
+                    || queue
+                        .as_deref()
+                        .is_some_and(|q| q.len() > 64 || q.chars().any(char::is_control))
+                {
+                    return Err(ControlError::Invalid(
+                        "queue and reason must be short single-line text".to_owned(),
+                    ));
+                }
+                Control::QueuePause {
+                    operator: ext(operator, "operator")?,
+                    queue: queue.clone(),
+                    paused: *paused,
+                    reason: reason.clone(),
+                }
+            }
+        })
+    }
+}
+
+/// Runs a control on this replica's PBX handle.
+pub async fn run_control(pbx: &TenantPbx, spec: ControlSpec) -> ControlReply {
+    let result = match spec.to_control() {
+        Ok(control) => pbx.execute(control).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(ControlOutcome::Done) => ControlReply {
+            ok: true,
+            call: None,
+            code: None,
+            message: None,
+        },
+        Ok(ControlOutcome::Originated { call }) => ControlReply {
+            ok: true,
+            call: call.map(|c| c.to_string()),
+            code: None,
+            message: None,
+        },
+        Err(e) => ControlReply {
+            ok: false,
+            call: None,
+            code: Some(e.code().to_owned()),
+            message: Some(e.to_string()),
+        },
+    }
+}
+
+/// Runs a control for `tenant`: here when this replica holds its PBX, else on the holder.
+pub async fn execute(
+    hub: &Hub,
+    tenant: &TenantId,
+    spec: ControlSpec,
+) -> Result<ControlReply, ApiError> {
+    let reply = match hub.runtime(tenant) {
+        Some(rt) => run_control(&rt.pbx, spec).await,
+        None => crate::replicas::forward_control(hub, tenant, spec)
+            .await
+            .ok_or_else(|| ApiError::Unavailable(format!("no hub replica holds the PBX of tenant {tenant} right now; try again in a few seconds")))?,
+    };
+    Ok(reply)
+}
+
+pub fn status_of_code(code: &str) -> StatusCode {
+    match code {
+        "invalid" => StatusCode::BAD_REQUEST,
+        "not_supported" => StatusCode::NOT_IMPLEMENTED,
+        "no_such_call" => StatusCode::NOT_FOUND,
+        "not_in_call" | "not_answered" => StatusCode::CONFLICT,
+        "refused" => StatusCode::BAD_GATEWAY,
+        "disconnected" => StatusCode::SERVICE_UNAVAILABLE,
+        "timed_out" => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn reply_response(reply: ControlReply) -> Response {
+    if reply.ok {
+        (
+            StatusCode::OK,
+            Json(json!({"ok": true, "call": reply.call})),
+        )
+            .into_response()
+    } else {
+        let code = reply.code.unwrap_or_default();
+        (
+            status_of_code(&code),
+            Json(json!({"error": {"code": code, "message": reply.message}})),
+        )
+            .into_response()
+    }
+}
+
+/// The extension a control acts for: operators act as themselves; supervisors may name one.
+fn acting(p: &Principal, requested: Option<String>) -> Result<String, ApiError> {
+    match requested {
+        Some(ext) if ext != p.extension.as_str() => {
+            p.require_supervisor()?;
+            Ok(ext)
+        }
+        _ => Ok(p.extension.to_string()),
+    }
+}
+
+fn region(hub: &Hub, p: &Principal) -> String {
+    hub.tenant(&p.tenant)
+        .map(|t| t.region)
+        .unwrap_or_else(|| "RU".to_owned())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct OriginateBody {
+    to: String,
+    /// Supervisors may call from another extension.
+    from: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/calls/originate", request_body = OriginateBody, responses((status = 200, description = "`{\"ok\":true,\"call\":id|null}`"), (status = 400, description = "Not an extension or phone number")))]
+async fn originate(
+    State(hub): State<Hub>,
+    p: Principal,
+    Json(b): Json<OriginateBody>,
+) -> Result<Response, ApiError> {
+    let spec = ControlSpec::Originate {
+        region: region(&hub, &p),
+        operator: acting(&p, b.from)?,
+        to: b.to,
+    };
+    Ok(reply_response(execute(&hub, &p.tenant, spec).await?))
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct ActBody {
+    operator: Option<String>,
+    to: Option<String>,
+    kind: Option<String>,
+    on: Option<bool>,
+    action: Option<String>,
+    mode: Option<String>,
+    supervisor: Option<String>,
+}
+
+fn need(v: Option<String>, what: &str) -> Result<String, ApiError> {
+    v.ok_or_else(|| ApiError::BadRequest(format!("`{what}` is required")))
+}
+
+async fn hangup(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Option<Json<ActBody>>,
+) -> Result<Response, ApiError> {
+    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let spec = ControlSpec::Hangup {
+        call: id,
+        operator: Some(acting(&p, b.operator)?),
+    };
+    Ok(reply_response(execute(&hub, &p.tenant, spec).await?))
+}
+
+async fn transfer(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<ActBody>,
+) -> Result<Response, ApiError> {
+    let spec = ControlSpec::Transfer {
+        region: region(&hub, &p),
+        call: id,
+        operator: acting(&p, b.operator)?,
+        to: need(b.to, "to")?,
+        kind: b.kind.unwrap_or_else(|| "blind".to_owned()),
+    };
+    Ok(reply_response(execute(&hub, &p.tenant, spec).await?))
+}
+
+async fn hold(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<ActBody>,
+) -> Result<Response, ApiError> {
+    let spec = ControlSpec::Hold {
+        call: id,
+        operator: acting(&p, b.operator)?,
+        on: b.on.unwrap_or(true),
+    };
+    Ok(reply_response(execute(&hub, &p.tenant, spec).await?))
+}
+
+async fn record(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<ActBody>,
+) -> Result<Response, ApiError> {
+    let spec = ControlSpec::Record {
+        call: id,
+        action: b.action.unwrap_or_else(|| "start".to_owned()),
+    };
+    Ok(reply_response(execute(&hub, &p.tenant, spec).await?))
+}
+
+async fn monitor(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<ActBody>,
+) -> Result<Response, ApiError> {
+    p.require_supervisor()?;
+    let operator = match b.operator {
+        Some(o) => o,
+        None => hub
+            .fanout()
+            .tenant(&p.tenant)
+            .live_call(&id)
+            .and_then(|c| c.operator)
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "`operator` is required (the extension to listen to)".to_owned(),
+                )
+            })?,
+    };
+    let spec = ControlSpec::Monitor {
+        call: id,
+        operator,
+        supervisor: b.supervisor.unwrap_or_else(|| p.extension.to_string()),
+        mode: b.mode.unwrap_or_else(|| "listen".to_owned()),
+    };
+    Ok(reply_response(execute(&hub, &p.tenant, spec).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct PauseBody {
+    operator: Option<String>,
+    queue: Option<String>,
+    paused: bool,
+    reason: Option<String>,
+}
+
+async fn queue_pause(
+    State(hub): State<Hub>,
+    p: Principal,
+    Json(b): Json<PauseBody>,
+) -> Result<Response, ApiError> {
+    let spec = ControlSpec::QueuePause {
+        operator: acting(&p, b.operator)?,
+        queue: b.queue,
+        paused: b.paused,
+        reason: b.reason,
+    };
+    Ok(reply_response(execute(&hub, &p.tenant, spec).await?))
+}
+
+// ---- the seed-compatible machine API ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MakeCallQuery {
+    code: Option<String>,
+    phone: Option<String>,
+    client_id: Option<String>,
+}
+
+fn detail(status: StatusCode, text: impl Into<String>) -> Response {
+    (status, Json(json!({"detail": text.into()}))).into_response()
+}
+
+async fn machine_tenant(
+    hub: &Hub,
+    client_id: Option<&str>,
+) -> Result<calldesk_central::TenantConfig, Response> {
+    let Some(secret) = client_id.filter(|s| !s.is_empty() && s.len() <= 256) else {
+        return Err(detail(StatusCode::UNAUTHORIZED, "Invalid clientId"));
+    };
+    if !hub.inner.limits.machine_ok(&hex::encode(
+        calldesk_central::password::client_secret_digest(secret),
+    )) {
+        hub.metrics()
+            .machine_requests
+            .get_or_create(&ResultLabel { result: "limited" })
+            .inc();
+        return Err(detail(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests for this clientId; slow down",
+        ));
+    }
+    match hub.store().tenant_by_client_secret(secret).await {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => {
+            hub.metrics()
+                .machine_requests
+                .get_or_create(&ResultLabel {
+                    result: "unauthorized",
+                })
+                .inc();
+            Err(detail(StatusCode::UNAUTHORIZED, "Invalid clientId"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "machine API: database error");
+            Err(detail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Database unavailable; try again",
+            ))
+        }
+    }
+}
+
+fn host_of(t: &calldesk_central::TenantConfig) -> String {
+    match &t.pbx {
+        calldesk_central::PbxConfig::Asterisk { host, .. } => host.clone(),
+        calldesk_central::PbxConfig::Mango { .. } => "mango-office".to_owned(),
+        calldesk_central::PbxConfig::Demo => "demo".to_owned(),
+    }
+}
+
+fn elapsed_ms(started: std::time::Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+#[utoipa::path(get, path = "/api/makecallexternal", params(("code" = String, Query, description = "the extension that calls"), ("phone" = String, Query), ("clientId" = String, Query, description = "the enterprise secret")),
+    responses((status = 200, description = "The seed's reply: success, message, enterprise, enterprise_number, from_ext, to_phone, host_ip, response_time_ms"), (status = 401, description = "`{\"detail\":\"Invalid clientId\"}`")))]
+async fn machine_makecall(State(hub): State<Hub>, Query(q): Query<MakeCallQuery>) -> Response {
+    let started = std::time::Instant::now();
+    let tenant = match machine_tenant(&hub, q.client_id.as_deref()).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let (Some(code), Some(phone)) = (q.code, q.phone) else {
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "code and phone are required",
+        );
+    };
+    tracing::info!(tenant = %tenant.id, %code, "machine API: click-to-call");
+    let spec = ControlSpec::Originate {
+        region: tenant.region.clone(),
+        operator: code.clone(),
+        to: phone.clone(),
+    };
+    let reply = match execute(&hub, &tenant.id, spec).await {
+        Ok(r) => r,
+        Err(e) => return detail(e.status(), format!("Call initiation failed: {e}")),
+    };
+    if !reply.ok {
+        hub.metrics()
+            .machine_requests
+            .get_or_create(&ResultLabel { result: "failed" })
+            .inc();
+        let code_text = reply.code.unwrap_or_default();
+        let status = if code_text == "invalid" {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        return detail(
+            status,
+            format!(
+                "Call initiation failed: {}",
+                reply.message.unwrap_or_default()
+            ),
+        );
+    }
+    hub.metrics()
+        .machine_requests
+        .get_or_create(&ResultLabel { result: "ok" })
+        .inc();
+    Json(json!({
+        "success": true,
+        "message": format!("Call initiated successfully: {code} -> {phone}"),
+        "enterprise": tenant.name,
+        "enterprise_number": tenant.number,
+        "from_ext": code,
+        "to_phone": phone,
+        "host_ip": host_of(&tenant),
+        "call_id": reply.call,
+        "response_time_ms": elapsed_ms(started),
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MonitorQuery {
+    action: Option<String>,
+    target: Option<String>,
+    #[serde(rename = "monitor_from")]
+    monitor_from: Option<String>,
+    client_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/monitor", params(("action" = String, Query, description = "09 listen, 01 whisper, 02 barge"), ("target" = String, Query), ("monitor_from" = String, Query), ("clientId" = String, Query)),
+    responses((status = 200, description = "The seed's reply"), (status = 401, description = "`{\"detail\":\"Invalid clientId\"}`")))]
+async fn machine_monitor(State(hub): State<Hub>, Query(q): Query<MonitorQuery>) -> Response {
+    let started = std::time::Instant::now();
+    let tenant = match machine_tenant(&hub, q.client_id.as_deref()).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let (Some(action), Some(target), Some(from)) = (q.action, q.target, q.monitor_from) else {
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "action, target and monitor_from are required",
+        );
+    };
+    let (mode, name) = match action.as_str() {
+        "09" => ("listen", "подслушивание"),
+        "01" => ("whisper", "суфлирование"),
+        "02" => ("barge", "вмешательство"),
+        _ => {
+            return detail(
+                StatusCode::BAD_REQUEST,
+                format!("action must be 09 (listen), 01 (whisper) or 02 (barge), not {action:?}"),
+            );
+        }
+    };
+    if ext(&target, "target").is_err() || ext(&from, "monitor_from").is_err() {
+        return detail(
+            StatusCode::BAD_REQUEST,
+            "target and monitor_from must be extensions",
+        );
+    }
+    let channel = hub.fanout().tenant(&tenant.id);
+    crate::replicas::seed(&hub, &tenant.id, &channel).await;
+    let Some(call) = channel.call_of_extension(&target) else {
+        return detail(
+            StatusCode::CONFLICT,
+            format!("Monitoring failed: {target} is not in a call"),
+        );
+    };
+    let spec = ControlSpec::Monitor {
+        call: call.record.id.clone(),
+        operator: target.clone(),
+        supervisor: from.clone(),
+        mode: mode.to_owned(),
+    };
+    let reply = match execute(&hub, &tenant.id, spec).await {
+        Ok(r) => r,
+        Err(e) => return detail(e.status(), format!("Monitoring failed: {e}")),
+    };
+    if !reply.ok {
+        let status = status_of_code(reply.code.as_deref().unwrap_or_default());
+        return detail(
+            if status == StatusCode::NOT_IMPLEMENTED {
+                status
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            },
+            format!("Monitoring failed: {}", reply.message.unwrap_or_default()),
+        );
+    }
+    let target_channel = match &tenant.pbx {
+        calldesk_central::PbxConfig::Asterisk { dialplan, .. } => Some(format!(
+            "{}/{target}",
+            crate::runtime::dialplan_config(dialplan).tech.as_str()
+        )),
+        _ => None,
+    };
+    Json(json!({
+        "success": true,
+        "message": format!("Monitoring initiated successfully: {name} for {}", target_channel.clone().unwrap_or_else(|| target.clone())),
+        "action": action,
+        "action_name": name,
+        "target": target,
+        "monitor_from": from,
+        "target_channel": target_channel,
+        "call_id": call.record.id,
+        "enterprise": tenant.name,
+        "enterprise_number": tenant.number,
+        "host_ip": host_of(&tenant),
+        "response_time_ms": elapsed_ms(started),
+    }))
+    .into_response()
+}

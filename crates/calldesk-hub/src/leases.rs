@@ -1,0 +1,113 @@
+//! Which replica holds each tenant's PBX: a PostgreSQL advisory lock per tenant, taken on one
+//! dedicated connection. Every `lease_every` the replica re-reads the tenants and tries to take
+//! the ones nobody holds; when it takes one it starts the tenant's runtime and replays the
+//! tenant's unprocessed webhooks. If the lease connection dies, every lock is gone: all runtimes
+//! stop at once (another replica takes over) and the replica starts again from scratch.
+
+use std::time::Duration;
+
+use calldesk_calls::TenantId;
+use calldesk_central::LeaseConnection;
+
+use crate::Hub;
+
+pub async fn run(hub: Hub) {
+    let mut stop = hub.stopping();
+    loop {
+        let mut lease = match hub.store().lease_connection().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the lease connection; retrying");
+                tokio::select! {
+                    _ = crate::stopped(&mut stop) => return,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                }
+            }
+        };
+        loop {
+            if let Err(e) = round(&hub, &mut lease).await {
+                tracing::error!(error = %e, "lease connection lost: stopping every PBX connection this replica held");
+                stop_all(&hub).await;
+                break;
+            }
+            tokio::select! {
+                _ = crate::stopped(&mut stop) => {
+                    stop_all(&hub).await;
+                    return;
+                }
+                _ = tokio::time::sleep(hub.config().lease_every) => {}
+            }
+        }
+    }
+}
+
+async fn round(
+    hub: &Hub,
+    lease: &mut LeaseConnection,
+) -> Result<(), calldesk_central::CentralError> {
+    lease.ping().await?;
+    if let Err(e) = hub.reload_tenants().await {
+        tracing::warn!(error = %e, "cannot re-read the tenants");
+    }
+    let tenants = hub.tenant_list();
+    // Release tenants that went away or were deactivated.
+    let held: Vec<TenantId> = hub
+        .runtimes()
+        .read()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    for id in held {
+        if !tenants.iter().any(|t| t.id == id && t.active) {
+            stop(hub, &id);
+            lease.release(&id).await?;
+        }
+    }
+    for tenant in tenants.iter().filter(|t| t.active) {
+        if hub.holds(&tenant.id) || !lease.try_acquire(&tenant.id).await? {
+            continue;
+        }
+        match crate::runtime::start(hub, tenant).await {
+            Ok(handle) => {
+                tracing::info!(tenant = %tenant.id, replica = %hub.config().replica, "holding the tenant's PBX");
+                if let Ok(mut map) = hub.runtimes().write() {
+                    map.insert(tenant.id.clone(), handle);
+                }
+                match hub.store().unprocessed_webhooks(&tenant.id, 100_000).await {
+                    Ok(items) if !items.is_empty() => {
+                        tracing::info!(tenant = %tenant.id, webhooks = items.len(), "replaying webhooks stored but not processed");
+                        crate::ingest::replay(hub, &tenant.id, items).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(tenant = %tenant.id, error = %e, "cannot read the inbox")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(tenant = %tenant.id, "{e}");
+                lease.release(&tenant.id).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn stop(hub: &Hub, id: &TenantId) {
+    let removed = hub.runtimes().write().ok().and_then(|mut m| m.remove(id));
+    if let Some(rt) = removed {
+        rt.stop();
+        tracing::info!(tenant = %id, "released the tenant's PBX");
+    }
+}
+
+/// Stops every runtime of this replica.
+pub async fn stop_all(hub: &Hub) {
+    let all: Vec<TenantId> = hub
+        .runtimes()
+        .read()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    for id in all {
+        stop(hub, &id);
+    }
+}

@@ -1,0 +1,116 @@
+//! `GET /ws`: the realtime feed. Authenticated by the JWT (`Authorization` or `?token=`); the
+//! client's rooms follow from its role: operators get `operators` + `operator:{id}`,
+//! supervisors and admins also `supervisors`. First `hello`, then a `snapshot` of the live
+//! calls it may see and the presence board, then messages as they happen. A client that falls
+//! behind the tenant's broadcast buffer gets a fresh `snapshot` (reason `lagged`).
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use calldesk_wire::{HUB_PROTOCOL, HubMessage, SnapshotReason};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::Hub;
+use crate::auth::Principal;
+use crate::fanout::{Room, TenantChannel};
+use crate::metrics::ResultLabel;
+
+pub async fn handler(
+    State(hub): State<Hub>,
+    principal: Principal,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| client(hub, principal, socket))
+}
+
+fn rooms_for(p: &Principal) -> Vec<Room> {
+    let mut rooms = vec![Room::Operators, Room::Operator(p.operator_id)];
+    if p.role.supervises() {
+        rooms.push(Room::Supervisors);
+    }
+    rooms
+}
+
+async fn send(socket: &mut WebSocket, message: &HubMessage) -> bool {
+    match serde_json::to_string(message) {
+        Ok(json) => socket.send(Message::Text(json.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn snapshot(
+    hub: &Hub,
+    channel: &TenantChannel,
+    rooms: &[Room],
+    reason: SnapshotReason,
+    socket: &mut WebSocket,
+) -> bool {
+    let (calls, presence) = channel.snapshot(rooms);
+    hub.metrics()
+        .ws_snapshots
+        .get_or_create(&ResultLabel {
+            result: match reason {
+                SnapshotReason::Connect => "connect",
+                SnapshotReason::Lagged => "lagged",
+            },
+        })
+        .inc();
+    send(
+        socket,
+        &HubMessage::Snapshot {
+            reason,
+            calls,
+            presence,
+        },
+    )
+    .await
+}
+
+async fn client(hub: Hub, p: Principal, mut socket: WebSocket) {
+    let rooms = rooms_for(&p);
+    let channel = hub.fanout().tenant(&p.tenant);
+    crate::replicas::seed(&hub, &p.tenant, &channel).await;
+    // Subscribe before the snapshot: nothing falls between them (a message may repeat what the
+    // snapshot said, and applying it again changes nothing).
+    let mut rx = channel.subscribe();
+    let mut stop = hub.stopping();
+    hub.metrics().ws_clients.inc();
+    let hello = HubMessage::Hello {
+        protocol: HUB_PROTOCOL,
+        tenant: p.tenant.to_string(),
+        operator_id: p.operator_id,
+        role: p.role.as_str().to_owned(),
+        extension: Some(p.extension.to_string()),
+    };
+    let mut alive = send(&mut socket, &hello).await
+        && snapshot(&hub, &channel, &rooms, SnapshotReason::Connect, &mut socket).await;
+    while alive {
+        tokio::select! {
+            biased;
+            _ = crate::stopped(&mut stop) => {
+                let _ = socket.send(Message::Close(None)).await;
+                break;
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                // Pings are answered by the WebSocket layer; clients have nothing to say yet.
+                Some(Ok(_)) => {}
+            },
+            message = rx.recv() => match message {
+                Ok(out) => {
+                    if out.visible_to(&rooms) {
+                        alive = socket.send(Message::Text(out.json.clone().into())).await.is_ok();
+                        hub.metrics().ws_messages.inc();
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::info!(tenant = %p.tenant, login = %p.login, missed, "slow WebSocket client: sending a fresh snapshot");
+                    rx = rx.resubscribe();
+                    alive = snapshot(&hub, &channel, &rooms, SnapshotReason::Lagged, &mut socket).await;
+                }
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    hub.metrics().ws_clients.dec();
+}

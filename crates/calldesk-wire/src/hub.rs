@@ -1,0 +1,260 @@
+//! The hub's messages: the call as the hub's REST API and WebSocket show it ([`HubCall`]), and
+//! the WebSocket protocol ([`HubMessage`], versioned by [`HUB_PROTOCOL`]). snake_case fields,
+//! like the `calldesk ami replay` record this extends; message `type`s are kebab-case.
+
+use calldesk_calls::{Call, CallPhase, PresenceEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::{CallRecord, CallStateView, ConnectionState};
+
+/// Version of the hub WebSocket protocol; the `hello` message carries it. Bumped on an
+/// incompatible change; additions (new optional fields, new message types a client ignores) are
+/// compatible.
+pub const HUB_PROTOCOL: u32 = 1;
+
+/// Who the caller is, found by the caller's number in the tenant's contacts and companies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerCard {
+    /// The number that was looked up (E.164).
+    pub number: String,
+    pub contact: Option<CardRef>,
+    pub company: Option<CardRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A note an operator wrote on a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteView {
+    /// Client-generated UUID: re-sending the same note changes nothing.
+    pub id: String,
+    pub call_id: String,
+    /// The author's login.
+    pub author: Option<String>,
+    pub text: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// How the call was closed (a code from the call centre's list, e.g. `sale`, `callback`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispositionView {
+    pub code: String,
+    pub set_by: Option<String>,
+    /// RFC 3339 UTC.
+    pub set_at: String,
+}
+
+/// A call as the hub serves it: the replay record plus the live state, the tenant, the caller
+/// card, notes and disposition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubCall {
+    #[serde(flatten)]
+    pub record: CallRecord,
+    pub tenant: String,
+    pub state: CallStateView,
+    /// The extension ringing or talking now (the last one when ended).
+    pub operator: Option<String>,
+    /// Every extension whose phone rang, in order.
+    pub rang: Vec<String>,
+    pub on_hold: bool,
+    pub caller: Option<CallerCard>,
+    pub notes: Vec<NoteView>,
+    pub disposition: Option<DispositionView>,
+}
+
+impl HubCall {
+    /// The hub's view of `call` (no caller card, notes or disposition yet).
+    pub fn new(call: &Call) -> Self {
+        Self {
+            record: CallRecord::new(call, true),
+            tenant: call.tenant.to_string(),
+            state: state_of(call.phase),
+            operator: call.operator().map(|e| e.to_string()),
+            rang: call.rang.iter().map(|e| e.to_string()).collect(),
+            on_hold: call.on_hold,
+            caller: None,
+            notes: Vec::new(),
+            disposition: None,
+        }
+    }
+
+    /// Every extension this call concerns (rang, answered, transferred from, monitoring).
+    pub fn extensions(&self) -> impl Iterator<Item = &str> {
+        self.rang
+            .iter()
+            .chain(&self.record.answered_by)
+            .chain(self.operator.iter())
+            .chain(self.record.transfers.iter().filter_map(|t| t.from.as_ref()))
+            .chain(self.record.monitors.iter().map(|m| &m.by))
+            .map(String::as_str)
+    }
+}
+
+pub(crate) fn state_of(phase: CallPhase) -> CallStateView {
+    // A call still in setup (IVR, queue) is shown as ringing: the customer is waiting.
+    match phase {
+        CallPhase::Setup | CallPhase::Ringing => CallStateView::Ringing,
+        CallPhase::Talking => CallStateView::Talking,
+        CallPhase::Ended => CallStateView::Ended,
+    }
+}
+
+/// An operator's phone or queue membership, for the supervisor board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceView {
+    pub extension: String,
+    /// `idle`, `in_use`, `busy`, `ringing`, `ring_in_use`, `on_hold`, `unavailable`,
+    /// `unknown`; `null` for a queue-membership change.
+    pub device: Option<String>,
+    pub queue: Option<String>,
+    pub paused: Option<bool>,
+    pub reason: Option<String>,
+}
+
+impl From<&PresenceEvent> for PresenceView {
+    fn from(p: &PresenceEvent) -> Self {
+        match p {
+            PresenceEvent::Device { extension, state } => Self {
+                extension: extension.to_string(),
+                device: Some(state.as_str().to_owned()),
+                queue: None,
+                paused: None,
+                reason: None,
+            },
+            PresenceEvent::QueueMember {
+                extension,
+                queue,
+                paused,
+                reason,
+            } => Self {
+                extension: extension.to_string(),
+                device: None,
+                queue: Some(queue.clone()),
+                paused: Some(*paused),
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+/// Why a snapshot was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotReason {
+    /// The first message after `hello`.
+    Connect,
+    /// The client read too slowly and missed messages: this replaces everything it had.
+    Lagged,
+}
+
+/// The hub → desktop WebSocket messages, one JSON text frame each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum HubMessage {
+    Hello {
+        protocol: u32,
+        tenant: String,
+        operator_id: i64,
+        role: String,
+        extension: Option<String>,
+    },
+    /// The live calls this client may see and the presence board; replaces all earlier state.
+    Snapshot {
+        reason: SnapshotReason,
+        calls: Vec<HubCall>,
+        presence: Vec<PresenceView>,
+    },
+    CallNew {
+        call: HubCall,
+    },
+    CallUpdated {
+        call: HubCall,
+    },
+    CallEnded {
+        call: HubCall,
+    },
+    Presence {
+        presence: PresenceView,
+    },
+    /// The tenant's PBX connection changed state.
+    PbxStatus {
+        state: ConnectionState,
+        detail: Option<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calldesk_calls::{
+        CallBook, CallEvent, CallEventKind, CallId, Direction, Extension, NumberPlan, TenantId,
+        Timestamp,
+    };
+
+    #[test]
+    fn hub_call_extends_the_replay_record_and_messages_are_tagged() {
+        let plan = NumberPlan::new("RU").unwrap();
+        let mut book = CallBook::new(TenantId::new("acme").unwrap());
+        let id = CallId::new("1795259787.0").unwrap();
+        let ev = |ms, kind| CallEvent {
+            call: id.clone(),
+            at: Timestamp::from_unix_millis(ms),
+            kind,
+        };
+        book.apply(&ev(
+            1_000,
+            CallEventKind::Started {
+                direction: Direction::Inbound,
+                from: plan.party("+74951234567"),
+                to: plan.party("0367"),
+            },
+        ))
+        .unwrap();
+        let ringing = book
+            .apply(&ev(
+                1_500,
+                CallEventKind::OperatorRinging {
+                    extension: Extension::new("101").unwrap(),
+                },
+            ))
+            .unwrap()
+            .unwrap();
+        let mut call = HubCall::new(&ringing.call);
+        call.caller = Some(CallerCard {
+            number: "+74951234567".into(),
+            contact: Some(CardRef {
+                id: 7,
+                name: "Ivan Petrov".into(),
+            }),
+            company: None,
+        });
+        let json = serde_json::to_value(HubMessage::CallNew { call: call.clone() }).unwrap();
+        assert_eq!(json["type"], "call-new");
+        assert_eq!(json["call"]["id"], "1795259787.0");
+        assert_eq!(json["call"]["tenant"], "acme");
+        assert_eq!(json["call"]["from"], "+74951234567");
+        assert_eq!(json["call"]["state"], "ringing");
+        assert_eq!(json["call"]["status"], serde_json::Value::Null);
+        assert_eq!(json["call"]["rang"], serde_json::json!(["101"]));
+        assert_eq!(json["call"]["started_at"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(json["call"]["caller"]["contact"]["name"], "Ivan Petrov");
+        assert_eq!(call.extensions().collect::<Vec<_>>(), ["101", "101"]);
+        let back: HubMessage = serde_json::from_value(json).unwrap();
+        assert_eq!(back, HubMessage::CallNew { call });
+        let snap = serde_json::to_string(&HubMessage::Snapshot {
+            reason: SnapshotReason::Lagged,
+            calls: vec![],
+            presence: vec![],
+        })
+        .unwrap();
+        assert_eq!(
+            snap,
+            r#"{"type":"snapshot","reason":"lagged","calls":[],"presence":[]}"#
+        );
+    }
+}
