@@ -168,6 +168,23 @@ impl CentralStore {
         Self { pool }
     }
 
+    /// A second, small store on the same database whose commits do not wait for the disk
+    /// (`synchronous_commit = off`): for state that can be rebuilt from what was stored
+    /// durably (the hub's call states, rebuilt from the webhook inbox). Commits still reach
+    /// the disk in order within a fraction of a second; a crash of PostgreSQL itself may lose
+    /// the last ones, never leave them half-done.
+    pub async fn relaxed(&self, connections: u32) -> Result<Self, CentralError> {
+        let options = (*self.pool.connect_options())
+            .clone()
+            .options([("synchronous_commit", "off")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(CentralError::Connect)?;
+        Ok(Self { pool })
+    }
+
     /// The pool, for the hub's own health checks and metrics.
     pub fn pool(&self) -> &PgPool {
         &self.pool

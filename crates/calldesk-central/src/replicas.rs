@@ -49,6 +49,45 @@ impl CentralStore {
     /// pg_notify(channel, payload) for each payload, one round trip. Delivered when the
     /// statement commits, in order; PostgreSQL delivers identical (channel, payload) pairs of
     /// one statement once.
+    /// Records that `replica` is alive and returns how many *other* replicas were seen within
+    /// `window_secs` (replicas not seen for an hour are forgotten).
+    pub async fn replica_heartbeat(
+        &self,
+        replica: &str,
+        window_secs: i64,
+    ) -> Result<i64, CentralError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO hub_replicas (replica, seen_at) VALUES ($1, now())
+             ON CONFLICT (replica) DO UPDATE SET seen_at = now()",
+        )
+        .bind(replica)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM hub_replicas WHERE seen_at < now() - interval '1 hour'")
+            .execute(&mut *tx)
+            .await?;
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM hub_replicas
+             WHERE replica <> $1 AND seen_at > now() - make_interval(secs => $2)",
+        )
+        .bind(replica)
+        .bind(window_secs as f64)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(others)
+    }
+
+    /// Forgets `replica` (it is stopping).
+    pub async fn replica_gone(&self, replica: &str) -> Result<(), CentralError> {
+        sqlx::query("DELETE FROM hub_replicas WHERE replica = $1")
+            .bind(replica)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn notify(&self, channel: &str, payloads: &[String]) -> Result<(), CentralError> {
         if payloads.is_empty() {
             return Ok(());

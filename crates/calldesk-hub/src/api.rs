@@ -586,6 +586,7 @@ async fn create_company(
     Json(b): Json<CompanyBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     p.require_admin()?;
+    hub.inner.cards.clear();
     let input = CompanyInput {
         phones: phones(&hub, &p.tenant, &b.phones)?,
         name: b.name,
@@ -606,6 +607,7 @@ async fn update_company(
     Json(b): Json<CompanyBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     p.require_admin()?;
+    hub.inner.cards.clear();
     let input = CompanyInput {
         phones: phones(&hub, &p.tenant, &b.phones)?,
         name: b.name,
@@ -625,6 +627,7 @@ async fn delete_company(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     p.require_admin()?;
+    hub.inner.cards.clear();
     if hub.store().delete_company(&p.tenant, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -675,6 +678,7 @@ async fn create_contact(
     Json(b): Json<ContactBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     p.require_admin()?;
+    hub.inner.cards.clear();
     let input = contact_input(&hub, &p, b)?;
     Ok((
         StatusCode::CREATED,
@@ -691,6 +695,7 @@ async fn update_contact(
     Json(b): Json<ContactBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     p.require_admin()?;
+    hub.inner.cards.clear();
     let input = contact_input(&hub, &p, b)?;
     let c = hub
         .store()
@@ -706,6 +711,7 @@ async fn delete_contact(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     p.require_admin()?;
+    hub.inner.cards.clear();
     if hub.store().delete_contact(&p.tenant, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -1,11 +1,15 @@
-//! Realtime fan-out per tenant: the live calls and the presence board (for snapshots) and a
-//! broadcast of pre-serialised messages with their rooms. A WebSocket client reads the
-//! broadcast and keeps what its rooms allow; a client that falls behind the broadcast's buffer
-//! gets a fresh snapshot instead of the messages it missed (nothing is buffered per client).
+//! Realtime fan-out per tenant: the live calls and the presence board (for snapshots) and one
+//! broadcast of pre-serialised messages per room, so a client wakes only for messages meant
+//! for it (2,000 idle operators cost nothing per call). A client that falls behind a room's
+//! buffer gets a fresh snapshot instead of the messages it missed (nothing is buffered per
+//! client).
 //!
-//! Rooms (per tenant): `supervisors` (every message), `operator:{id}` (calls that rang, were
-//! answered, transferred or monitored by that operator's extension) and `operators` (inbound
-//! calls still waiting for an operator: IVR, queue — the pop everyone may take; presence).
+//! Rooms (per tenant): `supervisors` (every message), `operator:{id}` (the calls that rang,
+//! were answered, transferred or monitored by that operator's extension — the pop reaches an
+//! operator when their phone rings) and `operators` (what every operator's board shows:
+//! presence and the PBX status). Operators listen to `operators` and their own room;
+//! supervisors and admins to `supervisors`. A message is put on each of its rooms' channels,
+//! except that one for `operators` is not put on `operator:{id}` as well (no duplicates).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -47,8 +51,7 @@ impl Outbound {
     }
 }
 
-/// The rooms of a call message: supervisors always; each operator the call concerns; all
-/// operators while an inbound call waits for someone.
+/// The rooms of a call message: supervisors always, and each operator the call concerns.
 pub fn rooms_of(call: &HubCall, operator_of: impl Fn(&str) -> Option<i64>) -> Vec<Room> {
     let mut rooms = vec![Room::Supervisors];
     for ext in call.extensions() {
@@ -58,12 +61,6 @@ pub fn rooms_of(call: &HubCall, operator_of: impl Fn(&str) -> Option<i64>) -> Ve
                 rooms.push(room);
             }
         }
-    }
-    let waiting = call.record.direction == "inbound"
-        && call.state == CallStateView::Ringing
-        && call.record.answered_by.is_empty();
-    if waiting {
-        rooms.push(Room::Operators);
     }
     rooms
 }
@@ -77,7 +74,10 @@ struct LiveEntry {
 /// One tenant's realtime state.
 #[derive(Debug)]
 pub struct TenantChannel {
-    tx: broadcast::Sender<Arc<Outbound>>,
+    buffer: usize,
+    supervisors: broadcast::Sender<Arc<Outbound>>,
+    operators: broadcast::Sender<Arc<Outbound>>,
+    per_operator: RwLock<HashMap<i64, broadcast::Sender<Arc<Outbound>>>>,
     live: RwLock<HashMap<String, LiveEntry>>,
     presence: RwLock<BTreeMap<String, PresenceView>>,
     seeded: std::sync::atomic::AtomicBool,
@@ -85,21 +85,67 @@ pub struct TenantChannel {
 
 impl TenantChannel {
     fn new(buffer: usize) -> Self {
-        let (tx, _) = broadcast::channel(buffer.max(16));
+        let buffer = buffer.max(16);
         Self {
-            tx,
+            buffer,
+            supervisors: broadcast::channel(buffer).0,
+            operators: broadcast::channel(buffer).0,
+            per_operator: RwLock::new(HashMap::new()),
             live: RwLock::new(HashMap::new()),
             presence: RwLock::new(BTreeMap::new()),
             seeded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Outbound>> {
-        self.tx.subscribe()
+    /// The channels a client in `rooms` listens to.
+    pub fn subscribe(&self, rooms: &[Room]) -> Vec<broadcast::Receiver<Arc<Outbound>>> {
+        if rooms.contains(&Room::Supervisors) {
+            return vec![self.supervisors.subscribe()];
+        }
+        let mut out = Vec::new();
+        for room in rooms {
+            match room {
+                Room::Operators => out.push(self.operators.subscribe()),
+                Room::Operator(id) => out.push(self.operator_channel(*id).subscribe()),
+                Room::Supervisors => {}
+            }
+        }
+        out
     }
 
-    pub fn receivers(&self) -> usize {
-        self.tx.receiver_count()
+    fn operator_channel(&self, id: i64) -> broadcast::Sender<Arc<Outbound>> {
+        if let Ok(map) = self.per_operator.read()
+            && let Some(tx) = map.get(&id)
+        {
+            return tx.clone();
+        }
+        match self.per_operator.write() {
+            Ok(mut map) => map
+                .entry(id)
+                .or_insert_with(|| broadcast::channel(self.buffer).0)
+                .clone(),
+            Err(_) => broadcast::channel(self.buffer).0,
+        }
+    }
+
+    fn send(&self, out: &Arc<Outbound>) {
+        // No receiver is fine: nobody in that room is connected here.
+        if out.rooms.contains(&Room::Supervisors) {
+            let _ = self.supervisors.send(out.clone());
+        }
+        let to_all_operators = out.rooms.contains(&Room::Operators);
+        if to_all_operators {
+            let _ = self.operators.send(out.clone());
+        }
+        for room in &out.rooms {
+            if let Room::Operator(id) = room
+                && !to_all_operators
+                && let Ok(map) = self.per_operator.read()
+                && let Some(tx) = map.get(id)
+            {
+                let _ = tx.send(out.clone());
+            }
+        }
     }
 
     /// Publishes a message (keeping the live calls and presence up to date for snapshots).
@@ -126,21 +172,28 @@ impl TenantChannel {
             tracing::error!("the live-call table was poisoned by a panic");
         }
         let out = Arc::new(Outbound { rooms, json });
-        // No receiver is fine: nobody of this tenant is connected here.
-        let _ = self.tx.send(out.clone());
+        self.send(&out);
         out
     }
 
     fn bookkeep(&self, message: &HubMessage, rooms: &[Room]) -> Option<()> {
         match message {
             HubMessage::CallNew { call } | HubMessage::CallUpdated { call } => {
-                self.live.write().ok()?.insert(
-                    call.record.id.clone(),
-                    LiveEntry {
+                // One update may go out as `call-new` to the rooms that just joined and
+                // `call-updated` to the others: the snapshot keeps the union.
+                let mut live = self.live.write().ok()?;
+                let entry = live
+                    .entry(call.record.id.clone())
+                    .or_insert_with(|| LiveEntry {
                         call: call.clone(),
-                        rooms: rooms.to_vec(),
-                    },
-                );
+                        rooms: Vec::new(),
+                    });
+                entry.call = call.clone();
+                for room in rooms {
+                    if !entry.rooms.contains(room) {
+                        entry.rooms.push(*room);
+                    }
+                }
             }
             HubMessage::CallEnded { call } => {
                 self.live.write().ok()?.remove(&call.record.id);
@@ -176,6 +229,18 @@ impl TenantChannel {
             .map(|p| p.values().cloned().collect())
             .unwrap_or_default();
         (calls, presence)
+    }
+
+    /// Every live call with its rooms.
+    pub fn live_entries(&self) -> Vec<(HubCall, Vec<Room>)> {
+        self.live
+            .read()
+            .map(|live| {
+                live.values()
+                    .map(|e| (e.call.clone(), e.rooms.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The live call with this id, if this replica knows it.
@@ -280,17 +345,14 @@ mod tests {
     }
 
     #[test]
-    fn waiting_calls_go_to_all_operators_then_only_to_the_one_who_answered() {
+    fn calls_go_to_supervisors_and_the_operators_they_concern_and_nobody_else_wakes() {
         let ops = |ext: &str| match ext {
             "101" => Some(1),
             "102" => Some(2),
             _ => None,
         };
         let waiting = call(vec![]);
-        assert_eq!(
-            rooms_of(&waiting, ops),
-            vec![Room::Supervisors, Room::Operators]
-        );
+        assert_eq!(rooms_of(&waiting, ops), vec![Room::Supervisors]);
         let ext = |e: &str| Extension::new(e).unwrap();
         let answered = call(vec![
             CallEventKind::OperatorRinging {
@@ -309,16 +371,22 @@ mod tests {
         );
 
         let channel = TenantChannel::new(16);
-        let mut rx = channel.subscribe();
+        let mut sup = channel.subscribe(&[Room::Supervisors]);
+        let mut op2 = channel.subscribe(&[Room::Operators, Room::Operator(2)]);
+        let mut op3 = channel.subscribe(&[Room::Operators, Room::Operator(3)]);
         channel.publish(
             &HubMessage::CallNew {
                 call: answered.clone(),
             },
             rooms_of(&answered, ops),
         );
-        let got = rx.try_recv().unwrap();
+        let got = sup[0].try_recv().unwrap();
         assert!(got.visible_to(&[Room::Operators, Room::Operator(2)]));
         assert!(!got.visible_to(&[Room::Operators, Room::Operator(3)]));
+        // Operator 2 gets it once, on their own room; operator 3 is not woken at all.
+        assert!(op2[0].try_recv().is_err());
+        assert_eq!(op2[1].try_recv().unwrap().json, got.json);
+        assert!(op3.iter_mut().all(|rx| rx.try_recv().is_err()));
         assert_eq!(channel.snapshot(&[Room::Operator(3)]).0.len(), 0);
         assert_eq!(channel.snapshot(&[Room::Supervisors]).0.len(), 1);
         assert_eq!(

@@ -133,7 +133,18 @@ pub async fn webhook(
             "the hub is stopping".into(),
         );
     }
-    let id = match done.await {
+    // While the webhook is being stored: the caller card, so the pop need not wait for it.
+    let numbers = customer_numbers(&webhook);
+    let prefetch = async {
+        for raw in numbers {
+            hub.inner
+                .cards
+                .prefetch_raw(&hub, &tenant, &config.region, &raw)
+                .await;
+        }
+    };
+    let (stored, ()) = tokio::join!(done, prefetch);
+    let id = match stored {
         Ok(Ok(id)) => id,
         _ => {
             return counted(
@@ -175,11 +186,21 @@ pub(crate) fn dispatch(hub: &Hub, tenant: &TenantId, id: i64, webhook: Webhook, 
     }
 }
 
+/// How many batches may be on their way to the database at once.
+pub const INBOX_WRITERS: usize = 3;
+
 /// Persists webhooks in batches: whatever queued up while the previous batch was written goes
-/// in the next one (group commit).
-pub async fn inbox_writer(hub: Hub, mut rx: mpsc::Receiver<InboxRequest>) {
+/// in the next one (group commit). Several of these share the queue.
+pub async fn inbox_writer(
+    hub: Hub,
+    rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<InboxRequest>>>,
+) {
     let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 256).await > 0 {
+    loop {
+        let got = rx.lock().await.recv_many(&mut batch, 256).await;
+        if got == 0 {
+            return;
+        }
         let items: Vec<InboxItem> = batch.iter().map(|r| r.item.clone()).collect();
         match hub.store().insert_webhooks(&items).await {
             Ok(ids) => {
@@ -195,6 +216,20 @@ pub async fn inbox_writer(hub: Hub, mut rx: mpsc::Receiver<InboxRequest>) {
             }
         }
     }
+}
+
+/// The customers' numbers of a webhook (parties that are not extensions), as sent.
+fn customer_numbers(webhook: &Webhook) -> Vec<String> {
+    let parties = match webhook {
+        Webhook::Call(leg) => [&leg.from, &leg.to],
+        Webhook::Summary(s) => [&s.from, &s.to],
+        _ => return Vec::new(),
+    };
+    parties
+        .into_iter()
+        .filter(|p| p.extension.is_none())
+        .filter_map(|p| p.number.clone())
+        .collect()
 }
 
 /// Reads stored webhooks back (takeover, inbox notices) and hands them to the local runtime.

@@ -33,6 +33,7 @@ pub async fn run(hub: Hub) {
             tokio::select! {
                 _ = crate::stopped(&mut stop) => {
                     stop_all(&hub).await;
+                    let _ = hub.store().replica_gone(&hub.config().replica).await;
                     return;
                 }
                 _ = tokio::time::sleep(hub.config().lease_every) => {}
@@ -41,11 +42,38 @@ pub async fn run(hub: Hub) {
     }
 }
 
+/// Says this replica is alive and learns whether others are. When another replica appears,
+/// every live call this one holds is shared with it (it may have clients already).
+pub async fn heartbeat(hub: &Hub) {
+    let window = (hub.config().lease_every.as_secs() as i64 * 5).max(10);
+    match hub
+        .store()
+        .replica_heartbeat(&hub.config().replica, window)
+        .await
+    {
+        Ok(others) => {
+            let before = hub
+                .inner
+                .others
+                .swap(others, std::sync::atomic::Ordering::AcqRel);
+            if before == 0 && others > 0 {
+                tracing::info!(
+                    others,
+                    "other hub replicas are up: sharing call messages with them"
+                );
+                crate::replicas::share_all_live(hub);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "replica heartbeat failed"),
+    }
+}
+
 async fn round(
     hub: &Hub,
     lease: &mut LeaseConnection,
 ) -> Result<(), calldesk_central::CentralError> {
     lease.ping().await?;
+    heartbeat(hub).await;
     if let Err(e) = hub.reload_tenants().await {
         tracing::warn!(error = %e, "cannot re-read the tenants");
     }

@@ -33,6 +33,7 @@
 
 mod api;
 pub mod auth;
+mod cards;
 mod config;
 pub mod error;
 pub mod fanout;
@@ -96,6 +97,9 @@ struct Inner {
     inbox: mpsc::Sender<ingest::InboxRequest>,
     notices: mpsc::Sender<replicas::Notice>,
     controls: replicas::PendingControls,
+    cards: cards::CardCache,
+    /// Other live replicas, as of the last heartbeat; 0 = alone (no NOTIFY fan-out needed).
+    others: std::sync::atomic::AtomicI64,
     limits: api::Limits,
     started: Instant,
     shutdown: watch::Receiver<bool>,
@@ -136,13 +140,25 @@ impl Hub {
                 inbox,
                 notices,
                 controls: replicas::PendingControls::default(),
+                cards: cards::CardCache::default(),
+                others: std::sync::atomic::AtomicI64::new(0),
                 started: Instant::now(),
                 shutdown: shutdown.clone(),
             }),
         };
         hub.reload_tenants().await?;
-        tokio::spawn(runtime::writer(hub.clone(), writes_rx));
-        tokio::spawn(ingest::inbox_writer(hub.clone(), inbox_rx));
+        // Announce this replica before serving, so the others start sharing with it at once.
+        leases::heartbeat(&hub).await;
+        // Call states and their history are rebuilt from the inbox after a crash, so their
+        // commits need not wait for the disk (the inbox's do).
+        let relaxed = hub.store().relaxed(2).await?;
+        tokio::spawn(runtime::writer(hub.clone(), relaxed, writes_rx));
+        // Several writers: while one batch waits for its commit the next is on its way
+        // (PostgreSQL commits concurrent transactions together).
+        let inbox_rx = std::sync::Arc::new(tokio::sync::Mutex::new(inbox_rx));
+        for _ in 0..ingest::INBOX_WRITERS {
+            tokio::spawn(ingest::inbox_writer(hub.clone(), inbox_rx.clone()));
+        }
         tokio::spawn(replicas::notifier(hub.clone(), notices_rx));
         tokio::spawn(replicas::listener(hub.clone()));
         tokio::spawn(leases::run(hub.clone()));

@@ -81,8 +81,11 @@ fn push(hub: &Hub, channel: &'static str, json: String) {
     }
 }
 
-/// Shares a message a local runtime published with the other replicas.
+/// Shares a message a local runtime published with the other replicas (if there are any).
 pub fn share(hub: &Hub, tenant: &TenantId, out: &Arc<Outbound>) {
+    if hub.inner.others.load(std::sync::atomic::Ordering::Acquire) == 0 {
+        return;
+    }
     let raw = if out.json.len() + 200 < MAX_PAYLOAD {
         serde_json::value::RawValue::from_string(out.json.clone()).ok()
     } else {
@@ -96,6 +99,24 @@ pub fn share(hub: &Hub, tenant: &TenantId, out: &Arc<Outbound>) {
     };
     if let Ok(json) = serde_json::to_string(&payload) {
         push(hub, EVENTS, json);
+    }
+}
+
+/// Shares every live call of the tenants this replica holds (a replica just appeared).
+pub fn share_all_live(hub: &Hub) {
+    let held: Vec<TenantId> = hub
+        .runtimes()
+        .read()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    for tenant in held {
+        let channel = hub.fanout().tenant(&tenant);
+        for (call, rooms) in channel.live_entries() {
+            let message = HubMessage::CallUpdated { call };
+            if let Ok(json) = serde_json::to_string(&message) {
+                share(hub, &tenant, &Arc::new(Outbound { rooms, json }));
+            }
+        }
     }
 }
 

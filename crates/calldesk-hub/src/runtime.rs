@@ -329,7 +329,7 @@ struct Runtime {
     unknown_logged: HashSet<String>,
     /// The caller card of each live call, looked up once.
     cards: HashMap<CallId, Option<CallerCard>>,
-    /// The rooms each live call was last sent to.
+    /// The rooms each live call has been sent to.
     rooms: HashMap<CallId, Vec<Room>>,
     status: watch::Sender<PbxState>,
     events: Vec<CallEvent>,
@@ -551,32 +551,37 @@ impl Runtime {
                 }
             };
             call.caller = card;
-            let mut rooms = rooms_of(&call, |ext| self.operator_id(ext));
-            // A call that leaves a room (e.g. `operators`, once someone answered) is sent there
-            // one last time, so clients there can drop it.
-            let now_rooms = rooms.clone();
-            if let Some(before) = self.rooms.get(&update.call.id) {
-                for r in before {
-                    if !rooms.contains(r) {
-                        rooms.push(*r);
-                    }
-                }
-            }
+            // A call's rooms only grow (who rang, answered, transferred, monitored). A room that
+            // joins gets `call-new` (its pop), the others `call-updated`.
+            let rooms = rooms_of(&call, |ext| self.operator_id(ext));
+            let joined: Vec<Room> = match self.rooms.get(&update.call.id) {
+                Some(before) => rooms
+                    .iter()
+                    .filter(|r| !before.contains(r))
+                    .copied()
+                    .collect(),
+                None => rooms.clone(),
+            };
+            let kind = match update.kind {
+                UpdateKind::New => "new",
+                UpdateKind::Ended => "ended",
+                _ => "updated",
+            };
             if update.kind == UpdateKind::Ended {
                 self.rooms.remove(&update.call.id);
+                self.cards.remove(&update.call.id);
+                self.first_inbox.remove(update.call.id.as_str());
+                self.publish(&HubMessage::CallEnded { call: call.clone() }, rooms);
             } else {
-                self.rooms.insert(update.call.id.clone(), now_rooms);
-            }
-            let (message, kind) = match update.kind {
-                UpdateKind::New => (HubMessage::CallNew { call: call.clone() }, "new"),
-                UpdateKind::Ended => {
-                    self.cards.remove(&update.call.id);
-                    self.first_inbox.remove(update.call.id.as_str());
-                    (HubMessage::CallEnded { call: call.clone() }, "ended")
+                self.rooms.insert(update.call.id.clone(), rooms.clone());
+                let stayed: Vec<Room> = rooms.into_iter().filter(|r| !joined.contains(r)).collect();
+                if !joined.is_empty() {
+                    self.publish(&HubMessage::CallNew { call: call.clone() }, joined);
                 }
-                _ => (HubMessage::CallUpdated { call: call.clone() }, "updated"),
-            };
-            self.publish(&message, rooms);
+                if !stayed.is_empty() {
+                    self.publish(&HubMessage::CallUpdated { call: call.clone() }, stayed);
+                }
+            }
             let metrics = self.hub.metrics();
             metrics.call_updates.inc();
             if let Some(t) = received {
@@ -623,18 +628,20 @@ impl Runtime {
         if !number.starts_with('+') {
             return None;
         }
-        match self.hub.store().identify(&self.tenant, number).await {
-            Ok(card) => card,
-            Err(e) => {
-                tracing::warn!(tenant = %self.tenant, error = %e, "caller identification failed; the pop goes out without a card");
-                None
-            }
-        }
+        self.hub
+            .inner
+            .cards
+            .lookup(&self.hub, &self.tenant, number)
+            .await
     }
 }
 
 /// The writer: batches call states and history rows, one round trip each per batch.
-pub async fn writer(hub: Hub, mut rx: mpsc::Receiver<WriteOp>) {
+pub async fn writer(
+    hub: Hub,
+    store: calldesk_central::CentralStore,
+    mut rx: mpsc::Receiver<WriteOp>,
+) {
     const BATCH: usize = 512;
     let mut ops = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut ops, BATCH).await > 0 {
@@ -668,11 +675,11 @@ pub async fn writer(hub: Hub, mut rx: mpsc::Receiver<WriteOp>) {
         loop {
             let result = async {
                 if !calls.is_empty() {
-                    hub.store().upsert_calls(&calls).await?;
-                    hub.store().append_call_events(&rows).await?;
+                    store.upsert_calls(&calls).await?;
+                    store.append_call_events(&rows).await?;
                 }
                 for (tenant, id) in &processed {
-                    hub.store().mark_webhooks_processed(tenant, *id).await?;
+                    store.mark_webhooks_processed(tenant, *id).await?;
                 }
                 Ok::<(), calldesk_central::CentralError>(())
             }

@@ -1,6 +1,6 @@
 //! `GET /ws`: the realtime feed. Authenticated by the JWT (`Authorization` or `?token=`); the
 //! client's rooms follow from its role: operators get `operators` + `operator:{id}`,
-//! supervisors and admins also `supervisors`. First `hello`, then a `snapshot` of the live
+//! supervisors and admins also `supervisors` (where every message goes). First `hello`, then a `snapshot` of the live
 //! calls it may see and the presence board, then messages as they happen. A client that falls
 //! behind the tenant's broadcast buffer gets a fresh `snapshot` (reason `lagged`).
 
@@ -66,13 +66,27 @@ async fn snapshot(
     .await
 }
 
+/// The next message on any of the client's room channels (one or two).
+async fn recv_any(
+    rxs: &mut [tokio::sync::broadcast::Receiver<std::sync::Arc<crate::fanout::Outbound>>],
+) -> Result<std::sync::Arc<crate::fanout::Outbound>, RecvError> {
+    match rxs {
+        [] => std::future::pending().await,
+        [one] => one.recv().await,
+        [first, second, ..] => tokio::select! {
+            m = first.recv() => m,
+            m = second.recv() => m,
+        },
+    }
+}
+
 async fn client(hub: Hub, p: Principal, mut socket: WebSocket) {
     let rooms = rooms_for(&p);
     let channel = hub.fanout().tenant(&p.tenant);
     crate::replicas::seed(&hub, &p.tenant, &channel).await;
     // Subscribe before the snapshot: nothing falls between them (a message may repeat what the
     // snapshot said, and applying it again changes nothing).
-    let mut rx = channel.subscribe();
+    let mut rxs = channel.subscribe(&rooms);
     let mut stop = hub.stopping();
     hub.metrics().ws_clients.inc();
     let hello = HubMessage::Hello {
@@ -96,7 +110,7 @@ async fn client(hub: Hub, p: Principal, mut socket: WebSocket) {
                 // Pings are answered by the WebSocket layer; clients have nothing to say yet.
                 Some(Ok(_)) => {}
             },
-            message = rx.recv() => match message {
+            message = recv_any(&mut rxs) => match message {
                 Ok(out) => {
                     if out.visible_to(&rooms) {
                         alive = socket.send(Message::Text(out.json.clone().into())).await.is_ok();
@@ -105,7 +119,7 @@ async fn client(hub: Hub, p: Principal, mut socket: WebSocket) {
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::info!(tenant = %p.tenant, login = %p.login, missed, "slow WebSocket client: sending a fresh snapshot");
-                    rx = rx.resubscribe();
+                    rxs = rxs.iter().map(|rx| rx.resubscribe()).collect();
                     alive = snapshot(&hub, &channel, &rooms, SnapshotReason::Lagged, &mut socket).await;
                 }
                 Err(RecvError::Closed) => break,

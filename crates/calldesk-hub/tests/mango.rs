@@ -5,80 +5,45 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::time::Duration;
 
-use calldesk_calls::{Extension, TenantId};
-use calldesk_central::{CentralStore, ContactInput, NewOperator, NewTenant, PbxConfig, Role};
-use calldesk_hub::{Hub, HubConfig, SecretEnv};
+use calldesk_calls::TenantId;
+use calldesk_central::{CentralStore, ContactInput, Role};
 use calldesk_sim::mango::{FakeMango, FakeMangoConfig, MangoScenario};
 use calldesk_wire::HubMessage;
-use futures_util::StreamExt;
+use common::{Ws, next_message};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn operator(store: &CentralStore, tenant: &TenantId, login: &str, ext: &str, role: Role) {
-    store
-        .add_operator(&NewOperator {
-            tenant: tenant.clone(),
-            login: login.into(),
-            name: None,
-            password_hash: calldesk_central::password::hash_password("password-1").unwrap(),
-            role,
-            extension: Extension::new(ext).unwrap(),
-            sip: None,
-        })
-        .await
-        .unwrap();
-}
-
-async fn login(http: &reqwest::Client, base: &str, tenant: &str, login: &str) -> String {
-    let r: Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"tenant": tenant, "login": login, "password": "password-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["token"].as_str().unwrap().to_owned()
-}
-
-async fn next(ws: &mut Ws) -> HubMessage {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(15), ws.next())
-            .await
-            .expect("a message within 15 s")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = frame {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
+const PASSWORD: &str = "password-1";
 
 /// Reads until a `call-ended`; returns every call message seen.
 async fn until_ended(ws: &mut Ws) -> Vec<HubMessage> {
     let mut seen = Vec::new();
     loop {
-        let m = next(ws).await;
-        let end = matches!(m, HubMessage::CallEnded { .. });
-        if matches!(
-            m,
-            HubMessage::CallNew { .. }
-                | HubMessage::CallUpdated { .. }
-                | HubMessage::CallEnded { .. }
-        ) {
-            seen.push(m);
-        }
+        let m = next_message(ws).await;
+        let Some((kind, _)) = common::call_of(&m) else {
+            continue;
+        };
+        let end = kind == "call-ended";
+        seen.push(m);
         if end {
             return seen;
         }
     }
+}
+
+/// `POST /api/calls/originate` with `body` as the operator of `token`.
+async fn originate(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: Value,
+) -> (reqwest::StatusCode, Value) {
+    let req = http.post(format!("{base}/api/calls/originate")).json(&body);
+    common::send(req, Some(token)).await
 }
 
 #[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
@@ -89,23 +54,25 @@ async fn mango_webhooks_reach_operator_and_supervisor_and_rest_and_controls_reac
     let creds = fake.credentials().clone();
     let store = CentralStore::from_pool(pool.clone());
     let acme = TenantId::new("acme").unwrap();
-    let client_id = store
-        .add_tenant(&NewTenant {
-            id: acme.clone(),
-            name: "june".into(),
-            number: "0367".into(),
-            region: "RU".into(),
-            pbx: PbxConfig::Mango {
-                api_url: Some(fake.base_url()),
-                key: creds.key().to_owned(),
-                salt_env: "ACME_MANGO_SALT".into(),
-            },
-        })
-        .await
-        .unwrap();
-    operator(&store, &acme, "anna", "101", Role::Operator).await;
-    operator(&store, &acme, "boris", "102", Role::Operator).await;
-    operator(&store, &acme, "sveta", "201", Role::Supervisor).await;
+    let client_id = common::add_tenant(
+        &store,
+        "acme",
+        "june",
+        "0367",
+        common::fake_mango_pbx(&fake),
+    )
+    .await;
+    common::add_operators(
+        &store,
+        "acme",
+        PASSWORD,
+        &[
+            ("anna", Role::Operator, "101"),
+            ("boris", Role::Operator, "102"),
+            ("sveta", Role::Supervisor, "201"),
+        ],
+    )
+    .await;
     store
         .create_contact(
             &acme,
@@ -120,47 +87,34 @@ async fn mango_webhooks_reach_operator_and_supervisor_and_rest_and_controls_reac
         .await
         .unwrap();
 
-    let mut config = HubConfig::for_tests("unused");
-    config.secrets = SecretEnv::default().with("ACME_MANGO_SALT", &salt_of(&fake));
-    config.lease_every = Duration::from_millis(100);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let hub = Hub::start_with_store(config, store.clone(), stop_rx)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut stop_serve = stop_tx.subscribe();
-    let server = tokio::spawn(calldesk_hub::serve(hub.clone(), listener, async move {
-        let _ = stop_serve.wait_for(|s| *s).await;
-    }));
-    assert!(hub.wait_until_held(&acme, Duration::from_secs(10)).await);
-    let base = format!("http://{addr}");
+    let served = common::serve(common::config(common::mango_secrets()), &store).await;
+    assert!(
+        served
+            .hub
+            .wait_until_held(&acme, Duration::from_secs(10))
+            .await
+    );
+    let base = served.base();
     fake.set_target(format!("{base}/mango/acme/"));
-    let http = calldesk_sim::mango::loopback_client_builder()
-        .unwrap()
-        .build()
-        .unwrap();
+    let http = common::http();
 
     let (op_token, boris_token, sup_token) = (
-        login(&http, &base, "acme", "anna").await,
-        login(&http, &base, "acme", "boris").await,
-        login(&http, &base, "acme", "sveta").await,
+        common::login(&http, &base, "acme", "anna", PASSWORD).await,
+        common::login(&http, &base, "acme", "boris", PASSWORD).await,
+        common::login(&http, &base, "acme", "sveta", PASSWORD).await,
     );
-    let connect = |token: String| async move {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}"))
-            .await
-            .unwrap();
-        ws
-    };
-    let mut op = connect(op_token.clone()).await;
-    let mut boris = connect(boris_token).await;
-    let mut sup = connect(sup_token.clone()).await;
+    let mut op = common::connect(served.addr, &op_token).await;
+    let mut boris = common::connect(served.addr, &boris_token).await;
+    let mut sup = common::connect(served.addr, &sup_token).await;
     for ws in [&mut op, &mut boris, &mut sup] {
         assert!(matches!(
-            next(ws).await,
+            next_message(ws).await,
             HubMessage::Hello { protocol: 1, .. }
         ));
-        assert!(matches!(next(ws).await, HubMessage::Snapshot { .. }));
+        assert!(matches!(
+            next_message(ws).await,
+            HubMessage::Snapshot { .. }
+        ));
     }
 
     // An inbound call answered by 101 (IVR, group, answer, hang-up, summary).
@@ -193,15 +147,7 @@ async fn mango_webhooks_reach_operator_and_supervisor_and_rest_and_controls_reac
     }));
 
     // REST: the stored call, with the card.
-    let calls: Value = http
-        .get(format!("{base}/api/calls"))
-        .bearer_auth(&sup_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, calls) = common::send(http.get(format!("{base}/api/calls")), Some(&sup_token)).await;
     let item = calls["items"]
         .as_array()
         .unwrap()
@@ -213,16 +159,8 @@ async fn mango_webhooks_reach_operator_and_supervisor_and_rest_and_controls_reac
         None => {
             // The writer batches; give it a moment.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let again: Value = http
-                .get(format!("{base}/api/calls/{entry}"))
-                .bearer_auth(&sup_token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            again
+            let url = format!("{base}/api/calls/{entry}");
+            common::send(http.get(url), Some(&sup_token)).await.1
         }
     };
     assert_eq!(item["status"], "answered");
@@ -230,14 +168,8 @@ async fn mango_webhooks_reach_operator_and_supervisor_and_rest_and_controls_reac
     assert_eq!(item["caller"]["contact"]["name"], "Ivan Petrov");
 
     // Click-to-call as 101: a signed commands/callback reaches Mango.
-    let r = http
-        .post(format!("{base}/api/calls/originate"))
-        .bearer_auth(&op_token)
-        .json(&json!({"to": "+79161234599"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let (status, body) = originate(&http, &base, &op_token, json!({"to": "+79161234599"})).await;
+    assert_eq!(status, 200, "{body}");
     assert!(fake.requests().iter().any(|q| {
         q.path.ends_with("commands/callback")
             && q.json
@@ -245,14 +177,14 @@ async fn mango_webhooks_reach_operator_and_supervisor_and_rest_and_controls_reac
                 .is_some_and(|j| j.contains("79161234599") && j.contains("101"))
     }));
     // An operator may not call from someone else's extension.
-    let r = http
-        .post(format!("{base}/api/calls/originate"))
-        .bearer_auth(&op_token)
-        .json(&json!({"to": "+79161234599", "from": "102"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    let (status, _) = originate(
+        &http,
+        &base,
+        &op_token,
+        json!({"to": "+79161234599", "from": "102"}),
+    )
+    .await;
+    assert_eq!(status, 403);
 
     // The seed-compatible machine API.
     let url =
@@ -324,16 +256,6 @@ async fn mango_webhooks_reach_operator_and_supervisor_and_rest_and_controls_reac
     assert!(metrics.contains("calldesk_webhooks_total{result=\"bad_signature\"} 1"));
 
     drop((op, boris, sup));
-    stop_tx.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.stop().await;
     fake.shutdown().await;
-}
-
-fn salt_of(_fake: &FakeMango) -> String {
-    // FakeMangoConfig::default()'s salt.
-    "fakevpbxsalt400000000000000000y".to_owned()
 }

@@ -6,50 +6,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
-use calldesk_calls::{Extension, TenantId};
-use calldesk_central::{CentralStore, NewOperator, NewTenant, PbxConfig, Role};
-use calldesk_hub::{Hub, HubConfig, SecretEnv};
+use calldesk_calls::TenantId;
+use calldesk_central::{CentralStore, Role};
 use calldesk_sim::mango::{FakeMango, FakeMangoConfig, MangoScenario};
-use calldesk_wire::HubMessage;
-use futures_util::StreamExt;
-use serde_json::{Value, json};
+use common::Served;
+use serde_json::json;
 use sqlx::PgPool;
-use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
-const SALT: &str = "fakevpbxsalt400000000000000000y";
+const PASSWORD: &str = "password-1";
 
-struct Replica {
-    hub: Hub,
-    addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<Result<(), calldesk_hub::HubError>>,
-}
-
-async fn replica(store: &CentralStore, name: &str) -> Replica {
-    let mut config = HubConfig::for_tests("unused");
-    config.secrets = SecretEnv::default().with("ACME_MANGO_SALT", SALT);
-    config.lease_every = Duration::from_millis(100);
+async fn replica(store: &CentralStore, name: &str) -> Served {
+    let mut config = common::config(common::mango_secrets());
     config.replica = name.to_owned();
-    let (stop, stop_rx) = watch::channel(false);
-    let hub = Hub::start_with_store(config, store.clone(), stop_rx)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut until = stop.subscribe();
-    let server = tokio::spawn(calldesk_hub::serve(hub.clone(), listener, async move {
-        let _ = until.wait_for(|s| *s).await;
-    }));
-    Replica {
-        hub,
-        addr,
-        stop,
-        server,
-    }
+    common::serve(config, store).await
 }
 
 #[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
@@ -57,32 +30,15 @@ async fn the_lock_elects_one_holder_and_notify_carries_calls_controls_and_takeov
     let fake = FakeMango::start(FakeMangoConfig::default()).await.unwrap();
     let store = CentralStore::from_pool(pool);
     let acme = TenantId::new("acme").unwrap();
-    store
-        .add_tenant(&NewTenant {
-            id: acme.clone(),
-            name: "Acme".into(),
-            number: "0367".into(),
-            region: "RU".into(),
-            pbx: PbxConfig::Mango {
-                api_url: Some(fake.base_url()),
-                key: fake.credentials().key().to_owned(),
-                salt_env: "ACME_MANGO_SALT".into(),
-            },
-        })
-        .await
-        .unwrap();
-    store
-        .add_operator(&NewOperator {
-            tenant: acme.clone(),
-            login: "sveta".into(),
-            name: None,
-            password_hash: calldesk_central::password::hash_password("password-1").unwrap(),
-            role: Role::Supervisor,
-            extension: Extension::new("101").unwrap(),
-            sip: None,
-        })
-        .await
-        .unwrap();
+    common::add_tenant(
+        &store,
+        "acme",
+        "Acme",
+        "0367",
+        common::fake_mango_pbx(&fake),
+    )
+    .await;
+    common::add_operator(&store, "acme", "sveta", Role::Supervisor, "101", PASSWORD).await;
 
     let a = replica(&store, "hub-a").await;
     assert!(a.hub.wait_until_held(&acme, Duration::from_secs(10)).await);
@@ -92,56 +48,27 @@ async fn the_lock_elects_one_holder_and_notify_carries_calls_controls_and_takeov
     assert!(!b.hub.holds(&acme), "two replicas hold the same PBX");
 
     // The supervisor is connected to B; Mango posts to B.
-    let http = calldesk_sim::mango::loopback_client_builder()
-        .unwrap()
-        .build()
-        .unwrap();
-    let base_b = format!("http://{}", b.addr);
-    let token: Value = http
-        .post(format!("{base_b}/api/auth/login"))
-        .json(&json!({"tenant": "acme", "login": "sveta", "password": "password-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["token"].as_str().unwrap().to_owned();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", b.addr))
-        .await
-        .unwrap();
+    let http = common::http();
+    let base_b = b.base();
+    let token = common::login(&http, &base_b, "acme", "sveta", PASSWORD).await;
+    let mut ws = common::connect(b.addr, &token).await;
     fake.set_target(format!("{base_b}/mango/acme/"));
     let entry = fake.play(&MangoScenario::InboundAnswered {
         caller: "79161234567".into(),
         line: "74951234567".into(),
         operator: "101".into(),
     });
-    let mut saw_new = false;
-    let ended = loop {
-        let frame = tokio::time::timeout(Duration::from_secs(15), ws.next())
-            .await
-            .expect("the call reaches the client on the other replica")
-            .unwrap()
-            .unwrap();
-        let Message::Text(text) = frame else { continue };
-        match serde_json::from_str::<HubMessage>(text.as_str()).unwrap() {
-            HubMessage::CallNew { call } if call.record.id == entry => saw_new = true,
-            HubMessage::CallEnded { call } if call.record.id == entry => break call,
-            _ => {}
-        }
-    };
-    assert!(saw_new);
+    // The call reaches the client on the other replica: new, then ended.
+    let (ended, before) = common::wait_call(&mut ws, &entry, "call-ended").await;
+    assert!(before.iter().any(|(k, _)| k == "call-new"), "{before:?}");
     assert_eq!(ended.record.status.as_deref(), Some("answered"));
 
     // A control sent to B runs on A (the holder) and reaches Mango.
-    let r = http
+    let originate = http
         .post(format!("{base_b}/api/calls/originate"))
-        .bearer_auth(&token)
-        .json(&json!({"to": "+79161234599"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+        .json(&json!({"to": "+79161234599"}));
+    let (status, body) = common::send(originate, Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
     assert!(
         fake.requests()
             .iter()
@@ -150,31 +77,13 @@ async fn the_lock_elects_one_holder_and_notify_carries_calls_controls_and_takeov
     );
 
     // A stops: B takes the tenant over.
-    a.stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), a.server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    drop(a.hub);
+    a.stop().await;
     assert!(b.hub.wait_until_held(&acme, Duration::from_secs(10)).await);
-    let status: Value = http
-        .get(format!("{base_b}/api/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, status) = common::send(http.get(format!("{base_b}/api/status")), None).await;
     assert_eq!(status["database"], "connected");
     assert_eq!(status["pbx"][0]["held_here"], true, "{status}");
 
     drop(ws);
-    b.stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), b.server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    b.stop().await;
     fake.shutdown().await;
 }

@@ -95,3 +95,31 @@ async fn notifications_reach_listeners_in_order(pool: PgPool) {
     let e = store.notify("", &["x".into()]).await.unwrap_err();
     assert!(matches!(e, CentralError::Invalid(_)), "{e:?}");
 }
+
+#[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
+async fn replicas_see_each_other_by_heartbeat_and_relaxed_writes_are_read_back(pool: PgPool) {
+    let store = CentralStore::from_pool(pool);
+    assert_eq!(store.replica_heartbeat("hub-a", 10).await.unwrap(), 0);
+    assert_eq!(store.replica_heartbeat("hub-b", 10).await.unwrap(), 1);
+    assert_eq!(store.replica_heartbeat("hub-a", 10).await.unwrap(), 1);
+    store.replica_gone("hub-b").await.unwrap();
+    assert_eq!(store.replica_heartbeat("hub-a", 10).await.unwrap(), 0);
+
+    // The relaxed store writes the same database; what it commits is read back at once.
+    let relaxed = store.relaxed(1).await.unwrap();
+    let mode: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(relaxed.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "off");
+    let normal: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(normal, "on");
+    crate::common::demo_tenant(&store, "acme", "0367").await;
+    relaxed
+        .mark_webhooks_processed(&tid("acme"), 0)
+        .await
+        .unwrap();
+}
