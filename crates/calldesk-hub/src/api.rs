@@ -1,6 +1,7 @@
 //! REST: router, auth, calls, history, operators, companies/contacts (admin writes), notes,
 //! dispositions, call controls (by role), health, status, metrics, OpenAPI.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,7 +15,7 @@ use calldesk_calls::{
     CallId, Control, ControlError, ControlOutcome, Destination, Extension, MonitorMode, NumberPlan,
     RecordAction, TenantId, TransferKind,
 };
-use calldesk_central::{CallFilter, CompanyInput, ContactInput, Role};
+use calldesk_central::{CallFilter, CentralError, CompanyInput, ContactInput, Role};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -123,15 +124,25 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/queue/pause", post(queue_pause))
         .route("/api/history", get(history))
         .route("/api/operators", get(operators))
-        .route("/api/companies", get(companies).post(create_company))
+        .route(
+            "/api/companies",
+            get(dir_list::<Companies>).post(dir_create::<Companies>),
+        )
         .route(
             "/api/companies/{id}",
-            get(company).put(update_company).delete(delete_company),
+            get(dir_get::<Companies>)
+                .put(dir_update::<Companies>)
+                .delete(dir_delete::<Companies>),
         )
-        .route("/api/contacts", get(contacts).post(create_contact))
+        .route(
+            "/api/contacts",
+            get(dir_list::<Contacts>).post(dir_create::<Contacts>),
+        )
         .route(
             "/api/contacts/{id}",
-            get(contact).put(update_contact).delete(delete_contact),
+            get(dir_get::<Contacts>)
+                .put(dir_update::<Contacts>)
+                .delete(dir_delete::<Contacts>),
         )
         .route("/api/makecallexternal", get(machine_makecall))
         .route("/api/monitor", get(machine_monitor))
@@ -512,24 +523,6 @@ struct SearchQuery {
     limit: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
-struct CompanyBody {
-    name: String,
-    note: Option<String>,
-    #[serde(default)]
-    phones: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ContactBody {
-    name: String,
-    company_id: Option<i64>,
-    position: Option<String>,
-    email: Option<String>,
-    #[serde(default)]
-    phones: Vec<String>,
-}
-
 fn phones(hub: &Hub, tenant: &TenantId, raw: &[String]) -> Result<Vec<String>, ApiError> {
     let plan = plan_of(hub, tenant)?;
     raw.iter()
@@ -545,177 +538,207 @@ fn limit(l: Option<i64>) -> i64 {
     l.unwrap_or(100).clamp(1, 500)
 }
 
-async fn companies(
-    State(hub): State<Hub>,
-    p: Principal,
-    Query(q): Query<SearchQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = hub
-        .store()
-        .companies(&p.tenant, q.search.as_deref(), limit(q.limit))
-        .await?;
-    Ok(Json(
-        json!({"items": list.into_iter().map(company_json).collect::<Vec<_>>()}),
-    ))
+/// Companies and contacts: the same five routes over two kinds of directory entry. Reads are
+/// for everyone in the tenant (the pop's card), writes for admins; phones are normalised to
+/// E.164 with the tenant's region; a write clears the caller-card cache.
+trait Directory: Send + Sync + 'static {
+    const WHAT: &'static str;
+    type Input: serde::de::DeserializeOwned + Send + Sync + 'static;
+    type Item: Serialize + Send;
+    fn phones(input: &mut Self::Input) -> &mut Vec<String>;
+    fn list<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        search: Option<&'a str>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Self::Item>, CentralError>> + Send + 'a;
+    fn get<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Self::Item>, CentralError>> + Send + 'a;
+    fn create<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        input: &'a Self::Input,
+    ) -> impl Future<Output = Result<Self::Item, CentralError>> + Send + 'a;
+    fn update<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        id: i64,
+        input: &'a Self::Input,
+    ) -> impl Future<Output = Result<Option<Self::Item>, CentralError>> + Send + 'a;
+    fn delete<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<bool, CentralError>> + Send + 'a;
 }
 
-fn company_json(c: calldesk_central::Company) -> serde_json::Value {
-    json!({"id": c.id, "name": c.name, "note": c.note, "phones": c.phones})
-}
+struct Companies;
+struct Contacts;
 
-fn contact_json(c: calldesk_central::Contact) -> serde_json::Value {
-    json!({"id": c.id, "name": c.name, "company_id": c.company_id, "company": c.company, "position": c.position, "email": c.email, "phones": c.phones})
-}
-
-async fn company(
-    State(hub): State<Hub>,
-    p: Principal,
-    Path(id): Path<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let c = hub
-        .store()
-        .company(&p.tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no company {id}")))?;
-    Ok(Json(company_json(c)))
-}
-
-async fn create_company(
-    State(hub): State<Hub>,
-    p: Principal,
-    Json(b): Json<CompanyBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    p.require_admin()?;
-    hub.inner.cards.clear();
-    let input = CompanyInput {
-        phones: phones(&hub, &p.tenant, &b.phones)?,
-        name: b.name,
-        note: b.note,
-    };
-    Ok((
-        StatusCode::CREATED,
-        Json(company_json(
-            hub.store().create_company(&p.tenant, &input).await?,
-        )),
-    ))
-}
-
-async fn update_company(
-    State(hub): State<Hub>,
-    p: Principal,
-    Path(id): Path<i64>,
-    Json(b): Json<CompanyBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    p.require_admin()?;
-    hub.inner.cards.clear();
-    let input = CompanyInput {
-        phones: phones(&hub, &p.tenant, &b.phones)?,
-        name: b.name,
-        note: b.note,
-    };
-    let c = hub
-        .store()
-        .update_company(&p.tenant, id, &input)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no company {id}")))?;
-    Ok(Json(company_json(c)))
-}
-
-async fn delete_company(
-    State(hub): State<Hub>,
-    p: Principal,
-    Path(id): Path<i64>,
-) -> Result<StatusCode, ApiError> {
-    p.require_admin()?;
-    hub.inner.cards.clear();
-    if hub.store().delete_company(&p.tenant, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("no company {id}")))
+impl Directory for Companies {
+    const WHAT: &'static str = "company";
+    type Input = CompanyInput;
+    type Item = calldesk_central::Company;
+    fn phones(input: &mut CompanyInput) -> &mut Vec<String> {
+        &mut input.phones
+    }
+    fn list<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        search: Option<&'a str>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Self::Item>, CentralError>> + Send + 'a {
+        s.companies(t, search, limit)
+    }
+    fn get<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Self::Item>, CentralError>> + Send + 'a {
+        s.company(t, id)
+    }
+    fn create<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        input: &'a CompanyInput,
+    ) -> impl Future<Output = Result<Self::Item, CentralError>> + Send + 'a {
+        s.create_company(t, input)
+    }
+    fn update<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        id: i64,
+        input: &'a CompanyInput,
+    ) -> impl Future<Output = Result<Option<Self::Item>, CentralError>> + Send + 'a {
+        s.update_company(t, id, input)
+    }
+    fn delete<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<bool, CentralError>> + Send + 'a {
+        s.delete_company(t, id)
     }
 }
 
-async fn contacts(
+impl Directory for Contacts {
+    const WHAT: &'static str = "contact";
+    type Input = ContactInput;
+    type Item = calldesk_central::Contact;
+    fn phones(input: &mut ContactInput) -> &mut Vec<String> {
+        &mut input.phones
+    }
+    fn list<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        search: Option<&'a str>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Self::Item>, CentralError>> + Send + 'a {
+        s.contacts(t, search, limit)
+    }
+    fn get<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Self::Item>, CentralError>> + Send + 'a {
+        s.contact(t, id)
+    }
+    fn create<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        input: &'a ContactInput,
+    ) -> impl Future<Output = Result<Self::Item, CentralError>> + Send + 'a {
+        s.create_contact(t, input)
+    }
+    fn update<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        id: i64,
+        input: &'a ContactInput,
+    ) -> impl Future<Output = Result<Option<Self::Item>, CentralError>> + Send + 'a {
+        s.update_contact(t, id, input)
+    }
+    fn delete<'a>(
+        s: &'a calldesk_central::CentralStore,
+        t: &'a TenantId,
+        id: i64,
+    ) -> impl Future<Output = Result<bool, CentralError>> + Send + 'a {
+        s.delete_contact(t, id)
+    }
+}
+
+fn not_found<K: Directory>(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no {} {id}", K::WHAT))
+}
+
+/// An admin's write: the role checked, the cache cleared, the phones normalised.
+fn admin_write<K: Directory>(
+    hub: &Hub,
+    p: &Principal,
+    input: &mut K::Input,
+) -> Result<(), ApiError> {
+    p.require_admin()?;
+    hub.inner.cards.clear();
+    let normalised = phones(hub, &p.tenant, K::phones(input))?;
+    *K::phones(input) = normalised;
+    Ok(())
+}
+
+async fn dir_list<K: Directory>(
     State(hub): State<Hub>,
     p: Principal,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = hub
-        .store()
-        .contacts(&p.tenant, q.search.as_deref(), limit(q.limit))
-        .await?;
-    Ok(Json(
-        json!({"items": list.into_iter().map(contact_json).collect::<Vec<_>>()}),
-    ))
+    let items = K::list(hub.store(), &p.tenant, q.search.as_deref(), limit(q.limit)).await?;
+    Ok(Json(json!({ "items": items })))
 }
 
-async fn contact(
+async fn dir_get<K: Directory>(
     State(hub): State<Hub>,
     p: Principal,
     Path(id): Path<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let c = hub
-        .store()
-        .contact(&p.tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no contact {id}")))?;
-    Ok(Json(contact_json(c)))
+) -> Result<Json<K::Item>, ApiError> {
+    let item = K::get(hub.store(), &p.tenant, id).await?;
+    item.map(Json).ok_or_else(|| not_found::<K>(id))
 }
 
-fn contact_input(hub: &Hub, p: &Principal, b: ContactBody) -> Result<ContactInput, ApiError> {
-    Ok(ContactInput {
-        phones: phones(hub, &p.tenant, &b.phones)?,
-        name: b.name,
-        company_id: b.company_id,
-        position: b.position,
-        email: b.email,
-    })
-}
-
-async fn create_contact(
+async fn dir_create<K: Directory>(
     State(hub): State<Hub>,
     p: Principal,
-    Json(b): Json<ContactBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    p.require_admin()?;
-    hub.inner.cards.clear();
-    let input = contact_input(&hub, &p, b)?;
+    Json(mut input): Json<K::Input>,
+) -> Result<(StatusCode, Json<K::Item>), ApiError> {
+    admin_write::<K>(&hub, &p, &mut input)?;
     Ok((
         StatusCode::CREATED,
-        Json(contact_json(
-            hub.store().create_contact(&p.tenant, &input).await?,
-        )),
+        Json(K::create(hub.store(), &p.tenant, &input).await?),
     ))
 }
 
-async fn update_contact(
+async fn dir_update<K: Directory>(
     State(hub): State<Hub>,
     p: Principal,
     Path(id): Path<i64>,
-    Json(b): Json<ContactBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    p.require_admin()?;
-    hub.inner.cards.clear();
-    let input = contact_input(&hub, &p, b)?;
-    let c = hub
-        .store()
-        .update_contact(&p.tenant, id, &input)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no contact {id}")))?;
-    Ok(Json(contact_json(c)))
+    Json(mut input): Json<K::Input>,
+) -> Result<Json<K::Item>, ApiError> {
+    admin_write::<K>(&hub, &p, &mut input)?;
+    let item = K::update(hub.store(), &p.tenant, id, &input).await?;
+    item.map(Json).ok_or_else(|| not_found::<K>(id))
 }
 
-async fn delete_contact(
+async fn dir_delete<K: Directory>(
     State(hub): State<Hub>,
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     p.require_admin()?;
     hub.inner.cards.clear();
-    if hub.store().delete_contact(&p.tenant, id).await? {
+    if K::delete(hub.store(), &p.tenant, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!("no contact {id}")))
+        Err(not_found::<K>(id))
     }
 }
 
