@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -28,13 +27,6 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::metrics::ResultLabel;
 use crate::runtime::TenantPbx;
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 /// Rate limits: logins per tenant+login and per client address; machine API per clientId.
 #[derive(Debug)]

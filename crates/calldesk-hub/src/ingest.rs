@@ -116,7 +116,7 @@ pub async fn webhook(
         tenant: tenant.clone(),
         path: route_path,
         body: json.to_owned(),
-        received_at_ms: crate::api::now_ms(),
+        received_at_ms: crate::now_ms(),
     };
     let (reply, done) = oneshot::channel();
     if hub

@@ -279,6 +279,14 @@ pub async fn serve(
     Ok(())
 }
 
+/// Now, in Unix milliseconds (the hub's clock for webhook receipt and tracker input).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Resolves once shutdown is asked for. Holds no borrow of the value across later awaits, so
 /// it can sit in a `select!` of a `Send` task.
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {

@@ -95,26 +95,24 @@ impl Metrics {
             m.db_batch_seconds.clone(),
         );
         // Known label values exist from the start, so dashboards see zeros, not gaps.
-        for result in [
-            "ok",
-            "bad_signature",
-            "bad_form",
-            "bad_payload",
-            "unknown_tenant",
-            "unknown_path",
-            "not_stored",
-        ] {
-            let _ = m.webhooks.get_or_create(&ResultLabel { result });
-        }
-        for result in ["ok", "unauthorized", "failed", "limited"] {
-            let _ = m.machine_requests.get_or_create(&ResultLabel { result });
-        }
-        for result in ["ok", "refused", "limited"] {
-            let _ = m.logins.get_or_create(&ResultLabel { result });
-        }
-        for result in ["connect", "lagged"] {
-            let _ = m.ws_snapshots.get_or_create(&ResultLabel { result });
-        }
+        seed(
+            &m.webhooks,
+            &[
+                "ok",
+                "bad_signature",
+                "bad_form",
+                "bad_payload",
+                "unknown_tenant",
+                "unknown_path",
+                "not_stored",
+            ],
+        );
+        seed(
+            &m.machine_requests,
+            &["ok", "unauthorized", "failed", "limited"],
+        );
+        seed(&m.logins, &["ok", "refused", "limited"]);
+        seed(&m.ws_snapshots, &["connect", "lagged"]);
         Self { registry, ..m }
     }
 
@@ -124,6 +122,12 @@ impl Metrics {
             tracing::error!(error = %e, "metrics did not encode");
         }
         out
+    }
+}
+
+fn seed(family: &Family<ResultLabel, Counter>, results: &[&'static str]) {
+    for &result in results {
+        let _ = family.get_or_create(&ResultLabel { result });
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use calldesk_ami::{
     AmiClient, AmiClientConfig, AmiCredentials, AmiPbx, AsteriskTracker, SessionOutput,
@@ -110,13 +110,6 @@ pub enum WriteOp {
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// Starts the runtime of `tenant` (this replica just took its lease).
 pub async fn start(hub: &Hub, tenant: &TenantConfig) -> Result<TenantHandle, String> {
     let (inputs, inputs_rx) = mpsc::channel(16_384);
@@ -155,7 +148,10 @@ pub async fn start(hub: &Hub, tenant: &TenantConfig) -> Result<TenantHandle, Str
                 if *tls {
                     config.tls = Some(calldesk_ami::TlsConfig::system());
                 }
-                let (client, client_events) = AmiClient::start(config, stopped(stop_rx.clone()));
+                let mut client_stop = stop_rx.clone();
+                let (client, client_events) = AmiClient::start(config, async move {
+                    crate::stopped(&mut client_stop).await;
+                });
                 let tracker = Arc::new(RwLock::new(AsteriskTracker::new(plan.clone())));
                 let pbx = AmiPbx::new(client.clone(), tracker.clone(), dialplan_config(dialplan));
                 let (session_tx, mut session_rx) = mpsc::channel(4096);
@@ -291,10 +287,6 @@ pub fn dialplan_config(d: &calldesk_central::AmiDialplan) -> DialplanConfig {
 
 fn reqwest_url(s: &str) -> Result<calldesk_mango::Url, String> {
     calldesk_mango::Url::parse(s).map_err(|e| format!("bad Mango API URL {s:?}: {e}"))
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
 
 async fn load_operators(
@@ -443,7 +435,7 @@ impl Runtime {
                 }
                 self.last_inbox = self.last_inbox.max(id);
                 if let Some(tracker) = &self.mango {
-                    let now = Timestamp::from_unix_millis(now_ms());
+                    let now = Timestamp::from_unix_millis(crate::now_ms());
                     if let Ok(mut t) = tracker.write() {
                         t.handle(&webhook, now, &mut self.events);
                     }
@@ -501,7 +493,7 @@ impl Runtime {
 
     async fn tick(&mut self) {
         if let Some(tracker) = &self.mango {
-            let now = Timestamp::from_unix_millis(now_ms());
+            let now = Timestamp::from_unix_millis(crate::now_ms());
             if let Ok(mut t) = tracker.write() {
                 t.tick(now, &mut self.events);
             }

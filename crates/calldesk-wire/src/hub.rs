@@ -191,40 +191,21 @@ pub enum HubMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use calldesk_calls::{
-        CallBook, CallEvent, CallEventKind, CallId, Direction, Extension, NumberPlan, TenantId,
-        Timestamp,
-    };
+    use calldesk_calls::{CallEventKind, Extension};
 
     #[test]
     fn hub_call_extends_the_replay_record_and_messages_are_tagged() {
-        let plan = NumberPlan::new("RU").unwrap();
-        let mut book = CallBook::new(TenantId::new("acme").unwrap());
-        let id = CallId::new("1795259787.0").unwrap();
-        let ev = |ms, kind| CallEvent {
-            call: id.clone(),
-            at: Timestamp::from_unix_millis(ms),
-            kind,
-        };
-        book.apply(&ev(
-            1_000,
-            CallEventKind::Started {
-                direction: Direction::Inbound,
-                from: plan.party("+74951234567"),
-                to: plan.party("0367"),
-            },
-        ))
-        .unwrap();
-        let ringing = book
-            .apply(&ev(
+        let ringing = crate::test_calls::inbound(
+            "acme",
+            "0367",
+            vec![(
                 1_500,
                 CallEventKind::OperatorRinging {
                     extension: Extension::new("101").unwrap(),
                 },
-            ))
-            .unwrap()
-            .unwrap();
-        let mut call = HubCall::new(&ringing.call);
+            )],
+        );
+        let mut call = HubCall::new(&ringing);
         call.caller = Some(CallerCard {
             number: "+74951234567".into(),
             contact: Some(CardRef {

@@ -171,55 +171,70 @@ impl From<&Call> for CallView {
     }
 }
 
+/// Calls for the tests of this crate.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_calls {
     use calldesk_calls::{
-        CallBook, CallEvent, CallEventKind, CallId, Extension, HangupCause, NumberPlan, TenantId,
+        Call, CallBook, CallEvent, CallEventKind, CallId, Direction, NumberPlan, TenantId,
         Timestamp,
     };
 
+    /// Call `1795259787.0` of `tenant`: inbound from +74951234567 to `to` at 1 s, then each of
+    /// `then` at its millisecond; the call as the last event left it.
+    pub fn inbound(tenant: &str, to: &str, then: Vec<(i64, CallEventKind)>) -> Call {
+        let plan = NumberPlan::new("RU").unwrap();
+        let mut book = CallBook::new(TenantId::new(tenant).unwrap());
+        let call = CallId::new("1795259787.0").unwrap();
+        let start = CallEventKind::Started {
+            direction: Direction::Inbound,
+            from: plan.party("+74951234567"),
+            to: plan.party(to),
+        };
+        let mut last = None;
+        for (ms, kind) in std::iter::once((1_000, start)).chain(then) {
+            let event = CallEvent {
+                call: call.clone(),
+                at: Timestamp::from_unix_millis(ms),
+                kind,
+            };
+            if let Some(update) = book.apply(&event).unwrap() {
+                last = Some(update.call);
+            }
+        }
+        last.unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calldesk_calls::{CallEventKind, Extension, HangupCause};
+
     #[test]
     fn call_view_json_shape_matches_the_ui_contract() {
-        let plan = NumberPlan::new("RU").unwrap();
-        let mut book = CallBook::new(TenantId::new("demo").unwrap());
-        let id = CallId::new("1795259787.0").unwrap();
-        let ev = |ms, kind| CallEvent {
-            call: id.clone(),
-            at: Timestamp::from_unix_millis(ms),
-            kind,
-        };
-        book.apply(&ev(
-            1_000,
-            CallEventKind::Started {
-                direction: Direction::Inbound,
-                from: plan.party("+74951234567"),
-                to: plan.party("101"),
-            },
-        ))
-        .unwrap();
-        let ext = Extension::new("101").unwrap();
-        book.apply(&ev(
-            3_000,
-            CallEventKind::Answered {
-                extension: Some(ext),
-            },
-        ))
-        .unwrap();
-        let ended = book
-            .apply(&ev(
-                9_000,
-                CallEventKind::Ended {
-                    cause: Some(HangupCause {
-                        code: 16,
-                        text: "Normal Clearing".into(),
-                    }),
-                    status: None,
-                },
-            ))
-            .unwrap()
-            .unwrap();
-        let json = serde_json::to_value(CallView::from(&ended.call)).unwrap();
+        let ended = test_calls::inbound(
+            "demo",
+            "101",
+            vec![
+                (
+                    3_000,
+                    CallEventKind::Answered {
+                        extension: Some(Extension::new("101").unwrap()),
+                    },
+                ),
+                (
+                    9_000,
+                    CallEventKind::Ended {
+                        cause: Some(HangupCause {
+                            code: 16,
+                            text: "Normal Clearing".into(),
+                        }),
+                        status: None,
+                    },
+                ),
+            ],
+        );
+        let json = serde_json::to_value(CallView::from(&ended)).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
