@@ -40,5 +40,5 @@ pub use control::{
     RecordAction, TransferKind,
 };
 pub use ids::{CallId, Extension, IdError, TenantId};
-pub use phone::{NumberPlan, Party, PhoneError, PhoneNumber};
+pub use phone::{NumberPlan, Party, PartyMemo, PhoneError, PhoneNumber};
 pub use presence::{DeviceState, PresenceEvent};

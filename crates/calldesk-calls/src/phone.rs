@@ -150,6 +150,43 @@ impl NumberPlan {
     }
 }
 
+/// [`NumberPlan::party`] with a memory: parsing a phone number is costly (regular
+/// expressions), and a tracker reads the same few numbers of a call on every event. Bounded:
+/// past `capacity` texts the memory starts over.
+#[derive(Debug, Clone)]
+pub struct PartyMemo {
+    plan: NumberPlan,
+    memo: std::collections::HashMap<String, Party>,
+    capacity: usize,
+}
+
+impl PartyMemo {
+    pub fn new(plan: NumberPlan, capacity: usize) -> Self {
+        Self {
+            plan,
+            memo: std::collections::HashMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn plan(&self) -> &NumberPlan {
+        &self.plan
+    }
+
+    /// The same as `plan().party(raw)`.
+    pub fn party(&mut self, raw: &str) -> Party {
+        if let Some(party) = self.memo.get(raw) {
+            return party.clone();
+        }
+        if self.memo.len() >= self.capacity {
+            self.memo.clear();
+        }
+        let party = self.plan.party(raw);
+        self.memo.insert(raw.to_owned(), party.clone());
+        party
+    }
+}
+
 impl PhoneNumber {
     /// `+74951234567`
     pub fn e164(&self) -> &str {
@@ -193,6 +230,23 @@ mod tests {
 
     fn ru() -> NumberPlan {
         NumberPlan::new("ru").unwrap()
+    }
+
+    #[test]
+    fn the_memo_answers_as_the_plan_does_and_stays_bounded() {
+        let mut memo = PartyMemo::new(ru(), 2);
+        for raw in [
+            "84951234567",
+            "101",
+            "anonymous",
+            "84951234567",
+            " +7 916 555-01-02 ",
+            "101",
+        ] {
+            assert_eq!(memo.party(raw), ru().party(raw), "{raw}");
+            assert!(memo.memo.len() <= 2);
+        }
+        assert_eq!(memo.plan().region(), "RU");
     }
 
     #[test]

@@ -38,6 +38,27 @@ struct Distinct<'a> {
     id: Option<i64>,
 }
 
+/// Gives each distinct item the id of its `(tenant, digest, id)` row.
+fn set_ids(distinct: &mut [Distinct<'_>], rows: Vec<(String, Vec<u8>, i64)>) {
+    let index: HashMap<(&str, &[u8]), usize> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, d)| ((d.item.tenant.as_str(), &d.digest[..]), i))
+        .collect();
+    let mut ids = Vec::with_capacity(rows.len());
+    for (tenant, digest, id) in &rows {
+        if let Some(&i) = index.get(&(tenant.as_str(), digest.as_slice())) {
+            ids.push((i, *id));
+        }
+    }
+    drop(index);
+    for (i, id) in ids {
+        if let Some(d) = distinct.get_mut(i) {
+            d.id = Some(id);
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct InboxRow {
     id: i64,
@@ -95,23 +116,17 @@ impl CentralStore {
                 });
             slot_of.push(slot);
         }
-        let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(
-            "WITH input AS (
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int8[])
-                    WITH ORDINALITY AS x(tenant_id, path, body, digest, received_ms, ord)
-             ), ins AS (
-                INSERT INTO webhook_inbox (tenant_id, path, body, digest, received_at)
-                SELECT tenant_id, path, body, digest,
-                    timestamptz 'epoch' + received_ms * interval '1 millisecond'
-                FROM input ORDER BY ord
-                ON CONFLICT (tenant_id, digest) DO NOTHING
-                RETURNING id, tenant_id, digest
-             )
-             SELECT input.ord, coalesce(ins.id, w.id)
-             FROM input
-             LEFT JOIN ins ON ins.tenant_id = input.tenant_id AND ins.digest = input.digest
-             LEFT JOIN webhook_inbox w ON w.tenant_id = input.tenant_id AND w.digest = input.digest
-             ORDER BY input.ord",
+        // A plain INSERT (cheap to plan, unlike a join over the input): the rows it inserted
+        // come back by digest; duplicates of stored items are looked up after.
+        let inserted: Vec<(String, Vec<u8>, i64)> = sqlx::query_as(
+            "INSERT INTO webhook_inbox (tenant_id, path, body, digest, received_at)
+             SELECT tenant_id, path, body, digest,
+                 timestamptz 'epoch' + received_ms * interval '1 millisecond'
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int8[])
+                 WITH ORDINALITY AS x(tenant_id, path, body, digest, received_ms, ord)
+             ORDER BY ord
+             ON CONFLICT (tenant_id, digest) DO NOTHING
+             RETURNING tenant_id, digest, id",
         )
         .bind(
             distinct
@@ -146,17 +161,9 @@ impl CentralStore {
         .fetch_all(&self.pool)
         .await
         .map_err(crate::unknown_tenant)?;
-        for (ord, id) in rows {
-            // WITH ORDINALITY counts from 1.
-            if let Some(d) = usize::try_from(ord - 1)
-                .ok()
-                .and_then(|i| distinct.get_mut(i))
-            {
-                d.id = id;
-            }
-        }
-        // A duplicate that another transaction committed while this statement ran is not in
-        // its snapshot: look it up again.
+        set_ids(&mut distinct, inserted);
+        // Duplicates of stored items (including one another transaction committed while this
+        // statement ran): their existing ids.
         let missing: Vec<&Distinct<'_>> = distinct.iter().filter(|d| d.id.is_none()).collect();
         if !missing.is_empty() {
             let found: Vec<(String, Vec<u8>, i64)> = sqlx::query_as(
@@ -178,14 +185,7 @@ impl CentralStore {
             )
             .fetch_all(&self.pool)
             .await?;
-            for (tenant, digest, id) in found {
-                if let Some(d) = distinct
-                    .iter_mut()
-                    .find(|d| d.item.tenant.as_str() == tenant && d.digest[..] == digest[..])
-                {
-                    d.id = Some(id);
-                }
-            }
+            set_ids(&mut distinct, found);
         }
         slot_of
             .into_iter()
@@ -217,35 +217,40 @@ impl CentralStore {
         Ok(items(t, rows))
     }
 
-    /// Marks the tenant's items up to `up_to_id` (inclusive) as processed. Items committed
-    /// later with a lower id (concurrent inserts) stay unprocessed and are replayed.
+    /// Marks these items of the tenant as processed (their calls are over and stored); ids of
+    /// another tenant are left alone.
     pub async fn mark_webhooks_processed(
         &self,
         t: &TenantId,
-        up_to_id: i64,
+        ids: &[i64],
     ) -> Result<(), CentralError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE webhook_inbox SET processed = true
-             WHERE tenant_id = $1 AND id <= $2 AND NOT processed",
+             WHERE tenant_id = $1 AND id = ANY($2) AND NOT processed",
         )
         .bind(t.as_str())
-        .bind(up_to_id)
+        .bind(ids)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Unprocessed items of a tenant (replayed by the replica that takes over the tenant), in
-    /// id order (`limit` clamped to 1..=10,000).
+    /// Unprocessed items of a tenant with an id above `after_id` (replayed by the replica that
+    /// takes over the tenant, page by page), in id order (`limit` clamped to 1..=10,000).
     pub async fn unprocessed_webhooks(
         &self,
         t: &TenantId,
+        after_id: i64,
         limit: i64,
     ) -> Result<Vec<(i64, InboxItem)>, CentralError> {
         let rows = sqlx::query_as(&format!(
-            "{INBOX_SELECT} WHERE tenant_id = $1 AND NOT processed ORDER BY id LIMIT $2"
+            "{INBOX_SELECT} WHERE tenant_id = $1 AND NOT processed AND id > $2 ORDER BY id LIMIT $3"
         ))
         .bind(t.as_str())
+        .bind(after_id)
         .bind(limit.clamp(1, MAX_READ))
         .fetch_all(&self.pool)
         .await?;

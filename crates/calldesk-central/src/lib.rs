@@ -44,7 +44,7 @@ mod time;
 pub use calldesk_wire::{CallerCard, CardRef, DispositionView, HubCall, NoteView};
 pub use calls::{CallEventRow, CallFilter, CallPage};
 pub use directory::{Company, CompanyInput, Contact, ContactImportRow, ContactInput, ImportReport};
-pub use inbox::InboxItem;
+pub use inbox::{InboxItem, MAX_READ};
 pub use operators::{NewOperator, Operator, Role};
 pub use password::{client_secret_digest, hash_password, new_client_secret, verify_password};
 pub use replicas::{LeaseConnection, lease_key};
@@ -151,11 +151,20 @@ pub struct CentralStore {
     pool: PgPool,
 }
 
+/// The pools' settings. No ping before each use (sqlx's default): it is a round trip more on
+/// every webhook batch, and a connection that broke meanwhile fails its statement instead,
+/// which every caller already handles (the inbox answers 503 and Mango delivers again; the
+/// writer retries) — and a broken connection is not given out again.
+fn pool_options(connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(connections)
+        .test_before_acquire(false)
+}
+
 impl CentralStore {
     /// Connects and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, CentralError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
+        let pool = pool_options(10)
             .connect(url)
             .await
             .map_err(CentralError::Connect)?;
@@ -177,8 +186,7 @@ impl CentralStore {
         let options = (*self.pool.connect_options())
             .clone()
             .options([("synchronous_commit", "off")]);
-        let pool = PgPoolOptions::new()
-            .max_connections(connections.max(1))
+        let pool = pool_options(connections.max(1))
             .connect_with(options)
             .await
             .map_err(CentralError::Connect)?;

@@ -110,6 +110,9 @@ pub struct HubConfig {
     pub lease_every: Duration,
     /// Where call controls and commands to Mango go (`mango_api_url`, default Mango's own).
     pub mango_api_url: Option<String>,
+    /// How long processed webhooks stay in the inbox (`inbox_retention_hours`, default 7 days);
+    /// the replica holding a tenant deletes older ones every hour.
+    pub inbox_retention: Duration,
     /// Where the per-tenant secrets named in the database are read.
     pub secrets: SecretEnv,
 }
@@ -128,6 +131,7 @@ struct FileConfig {
     replica: Option<String>,
     lease_every_ms: Option<u64>,
     mango_api_url: Option<String>,
+    inbox_retention_hours: Option<u64>,
 }
 
 impl HubConfig {
@@ -146,6 +150,7 @@ impl HubConfig {
             replica: random_replica(),
             lease_every: Duration::from_millis(500),
             mango_api_url: None,
+            inbox_retention: Duration::from_secs(7 * 24 * 3600),
             secrets: SecretEnv::default(),
         }
     }
@@ -261,6 +266,10 @@ impl HubConfig {
                 2000,
             )?),
             mango_api_url: fc.mango_api_url,
+            inbox_retention: Duration::from_secs(
+                positive("inbox_retention_hours", fc.inbox_retention_hours, 7 * 24)?
+                    .saturating_mul(3600),
+            ),
             secrets: SecretEnv::default(),
         })
     }
@@ -290,7 +299,7 @@ mod tests {
         let file = dir.join("hub.toml");
         std::fs::write(
             &file,
-            "bind = \"0.0.0.0:9000\"\ndatabase_url = \"postgres://file/db\"\nws_buffer = 64\n",
+            "bind = \"0.0.0.0:9000\"\ndatabase_url = \"postgres://file/db\"\nws_buffer = 64\ninbox_retention_hours = 48\n",
         )
         .unwrap();
         let secret = "s".repeat(32);
@@ -305,6 +314,7 @@ mod tests {
         assert_eq!(c.bind.to_string(), "127.0.0.1:7000");
         assert_eq!(c.database_url.expose(), "postgres://file/db");
         assert_eq!(c.ws_buffer, 64);
+        assert_eq!(c.inbox_retention, Duration::from_secs(48 * 3600));
         assert!(!format!("{c:?}").contains(&secret));
 
         let missing = HubConfig::load(Some(&file), env(&[])).unwrap_err();

@@ -158,12 +158,19 @@ pub async fn webhook(
     hub.metrics()
         .webhook_persist_seconds
         .observe(received.elapsed().as_secs_f64());
-    dispatch(&hub, &tenant, id, webhook, received);
+    dispatch(&hub, &tenant, id, webhook, received).await;
     counted(&hub, "ok", StatusCode::OK, String::new())
 }
 
-/// Hands a stored webhook to the tenant's runtime, wherever it runs.
-pub(crate) fn dispatch(hub: &Hub, tenant: &TenantId, id: i64, webhook: Webhook, received: Instant) {
+/// Hands a stored webhook to the tenant's runtime, wherever it runs. A runtime that is behind
+/// (its queue full) slows the senders down: the webhook is stored, so waiting loses nothing.
+pub(crate) async fn dispatch(
+    hub: &Hub,
+    tenant: &TenantId,
+    id: i64,
+    webhook: Webhook,
+    received: Instant,
+) {
     match hub.runtime(tenant) {
         Some(rt) => {
             rt.last_inbox
@@ -173,14 +180,7 @@ pub(crate) fn dispatch(hub: &Hub, tenant: &TenantId, id: i64, webhook: Webhook, 
                 webhook: Box::new(webhook),
                 received,
             };
-            // The tracker does not depend on arrival order, so a full queue may hand over
-            // later without harm.
-            if let Err(mpsc::error::TrySendError::Full(input)) = rt.inputs.try_send(input) {
-                let inputs = rt.inputs.clone();
-                tokio::spawn(async move {
-                    let _ = inputs.send(input).await;
-                });
-            }
+            let _ = rt.inputs.send(input).await;
         }
         None => crate::replicas::inbox_notice(hub, tenant, id),
     }
@@ -218,6 +218,39 @@ pub async fn inbox_writer(
     }
 }
 
+/// Deletes the processed webhooks older than `inbox_retention` of the tenants this replica
+/// holds: every hour, or every half retention when that is shorter (at least every second).
+/// Unprocessed ones (calls still going on, or not applied yet) are never deleted.
+pub async fn inbox_pruner(hub: Hub) {
+    let mut stop = hub.stopping();
+    let period = (hub.config().inbox_retention / 2).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(3600),
+    );
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = crate::stopped(&mut stop) => return,
+            _ = every.tick() => {}
+        }
+        let retention = i64::try_from(hub.config().inbox_retention.as_millis()).unwrap_or(i64::MAX);
+        let before = crate::now_ms().saturating_sub(retention);
+        let held = hub.held_tenants();
+        for tenant in held {
+            match hub.store().prune_webhooks(&tenant, before).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(%tenant, deleted = n, "old processed webhooks deleted from the inbox")
+                }
+                Err(e) => {
+                    tracing::warn!(%tenant, error = %e, "cannot prune the webhook inbox; will try again in an hour")
+                }
+            }
+        }
+    }
+}
+
 /// The customers' numbers of a webhook (parties that are not extensions), as sent.
 fn customer_numbers(webhook: &Webhook) -> Vec<String> {
     let parties = match webhook {
@@ -237,7 +270,7 @@ pub(crate) async fn replay(hub: &Hub, tenant: &TenantId, items: Vec<(i64, InboxI
     for (id, item) in items {
         let parsed = Route::from_path(&item.path).and_then(|r| Webhook::parse(&r, &item.body));
         match parsed {
-            Ok(webhook) => dispatch(hub, tenant, id, webhook, Instant::now()),
+            Ok(webhook) => dispatch(hub, tenant, id, webhook, Instant::now()).await,
             Err(e) => tracing::warn!(%tenant, id, error = %e, "stored webhook not understood"),
         }
     }

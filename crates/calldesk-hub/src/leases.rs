@@ -79,11 +79,7 @@ async fn round(
     }
     let tenants = hub.tenant_list();
     // Release tenants that went away or were deactivated.
-    let held: Vec<TenantId> = hub
-        .runtimes()
-        .read()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+    let held = hub.held_tenants();
     for id in held {
         if !tenants.iter().any(|t| t.id == id && t.active) {
             stop(hub, &id);
@@ -100,16 +96,8 @@ async fn round(
                 if let Ok(mut map) = hub.runtimes().write() {
                     map.insert(tenant.id.clone(), handle);
                 }
-                match hub.store().unprocessed_webhooks(&tenant.id, 100_000).await {
-                    Ok(items) if !items.is_empty() => {
-                        tracing::info!(tenant = %tenant.id, webhooks = items.len(), "replaying webhooks stored but not processed");
-                        crate::ingest::replay(hub, &tenant.id, items).await;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(tenant = %tenant.id, error = %e, "cannot read the inbox")
-                    }
-                }
+                // In its own task: the lease loop keeps its pace however long the inbox is.
+                tokio::spawn(replay_unprocessed(hub.clone(), tenant.id.clone()));
             }
             Err(e) => {
                 tracing::error!(tenant = %tenant.id, "{e}");
@@ -118,6 +106,35 @@ async fn round(
         }
     }
     Ok(())
+}
+
+/// Replays, page by page, the tenant's webhooks stored but not processed (those of calls that
+/// were still going on when the previous holder stopped, and any it had not got to).
+async fn replay_unprocessed(hub: Hub, tenant: TenantId) {
+    let mut after = 0;
+    let mut replayed = 0;
+    loop {
+        let page = match hub
+            .store()
+            .unprocessed_webhooks(&tenant, after, calldesk_central::MAX_READ)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(%tenant, error = %e, "cannot read the inbox; webhooks not replayed");
+                return;
+            }
+        };
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        replayed += page.len();
+        crate::ingest::replay(&hub, &tenant, page).await;
+    }
+    if replayed > 0 {
+        tracing::info!(%tenant, webhooks = replayed, "replayed webhooks stored but not processed");
+    }
 }
 
 fn stop(hub: &Hub, id: &TenantId) {
@@ -130,11 +147,7 @@ fn stop(hub: &Hub, id: &TenantId) {
 
 /// Stops every runtime of this replica.
 pub async fn stop_all(hub: &Hub) {
-    let all: Vec<TenantId> = hub
-        .runtimes()
-        .read()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+    let all: Vec<TenantId> = hub.held_tenants();
     for id in all {
         stop(hub, &id);
     }

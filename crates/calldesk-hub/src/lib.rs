@@ -159,6 +159,7 @@ impl Hub {
         for _ in 0..ingest::INBOX_WRITERS {
             tokio::spawn(ingest::inbox_writer(hub.clone(), inbox_rx.clone()));
         }
+        tokio::spawn(ingest::inbox_pruner(hub.clone()));
         tokio::spawn(replicas::notifier(hub.clone(), notices_rx));
         tokio::spawn(replicas::listener(hub.clone()));
         tokio::spawn(leases::run(hub.clone()));
@@ -218,6 +219,14 @@ impl Hub {
         &self.inner.runtimes
     }
 
+    /// The tenants whose PBX this replica holds now.
+    pub fn held_tenants(&self) -> Vec<TenantId> {
+        self.runtimes()
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Whether this replica holds the tenant's PBX connection now.
     pub fn holds(&self, id: &TenantId) -> bool {
         self.runtime(id).is_some()
@@ -268,7 +277,15 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
+    use axum::serve::ListenerExt as _;
     let app = router(hub.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // TCP_NODELAY: without it a small WebSocket frame written while the previous one is not
+    // acknowledged waits for the client's delayed ACK (up to 40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -104,11 +104,7 @@ pub fn share(hub: &Hub, tenant: &TenantId, out: &Arc<Outbound>) {
 
 /// Shares every live call of the tenants this replica holds (a replica just appeared).
 pub fn share_all_live(hub: &Hub) {
-    let held: Vec<TenantId> = hub
-        .runtimes()
-        .read()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+    let held = hub.held_tenants();
     for tenant in held {
         let channel = hub.fanout().tenant(&tenant);
         for (call, rooms) in channel.live_entries() {

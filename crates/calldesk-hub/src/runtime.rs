@@ -103,9 +103,9 @@ pub enum WriteOp {
         kind: &'static str,
         at_ms: i64,
     },
-    /// Every webhook of this tenant up to `id` has been applied; mark them once the calls
-    /// before this op are stored.
-    Processed { tenant: TenantId, id: i64 },
+    /// These webhooks of the tenant are applied and their calls are over; mark them once the
+    /// calls before this op are stored.
+    Processed { tenant: TenantId, ids: Vec<i64> },
     /// Answer once everything before is stored.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -262,9 +262,8 @@ pub async fn start(hub: &Hub, tenant: &TenantConfig) -> Result<TenantHandle, Str
         rooms: HashMap::new(),
         status: status_tx,
         events: Vec::new(),
-        first_inbox: HashMap::new(),
-        last_inbox: 0,
-        marked: 0,
+        inbox_ids: HashMap::new(),
+        done: Vec::new(),
         resynced_once: false,
     };
     tokio::spawn(runtime.run(inputs_rx, stop_rx));
@@ -325,35 +324,44 @@ struct Runtime {
     rooms: HashMap<CallId, Vec<Room>>,
     status: watch::Sender<PbxState>,
     events: Vec<CallEvent>,
-    /// The first inbox id of each live Mango call: webhooks are marked processed only below
-    /// the oldest live call's first webhook, so a replica that takes over replays every
-    /// webhook of the calls still going on.
-    first_inbox: HashMap<String, i64>,
-    last_inbox: i64,
-    marked: i64,
+    /// The inbox ids of each live Mango call (by `entry_id`). They are marked processed once
+    /// the call is over and stored, so a replica that takes over replays exactly the webhooks
+    /// of the calls still going on.
+    inbox_ids: HashMap<String, Vec<i64>>,
+    /// Inbox ids to mark processed: their calls are over, or they carry no call state.
+    done: Vec<i64>,
     resynced_once: bool,
 }
 
 impl Runtime {
-    /// Marks stored webhooks processed up to the watermark (see `first_inbox`).
+    /// Marks the webhooks of the calls that are over as processed (after their final states,
+    /// which the writer stores first).
     async fn mark_processed(&mut self) {
-        let watermark = self
-            .first_inbox
-            .values()
-            .min()
-            .map_or(self.last_inbox, |first| first - 1);
-        if watermark > self.marked {
-            self.marked = watermark;
-            let _ = self
-                .hub
-                .inner
-                .writes
-                .send(WriteOp::Processed {
-                    tenant: self.tenant.clone(),
-                    id: watermark,
-                })
-                .await;
+        if let Some(tracker) = &self.mango
+            && let Ok(t) = tracker.read()
+        {
+            let done = &mut self.done;
+            self.inbox_ids.retain(|entry, ids| {
+                let live = t.is_live(entry);
+                if !live {
+                    done.append(ids);
+                }
+                live
+            });
         }
+        if self.done.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.done);
+        let _ = self
+            .hub
+            .inner
+            .writes
+            .send(WriteOp::Processed {
+                tenant: self.tenant.clone(),
+                ids,
+            })
+            .await;
     }
 
     /// After taking over an Asterisk tenant: calls the database still shows as live but the
@@ -430,10 +438,10 @@ impl Runtime {
                 webhook,
                 received,
             } => {
-                if let Some(entry) = webhook.entry_id() {
-                    self.first_inbox.entry(entry.to_owned()).or_insert(id);
+                match webhook.entry_id() {
+                    Some(entry) => self.inbox_ids.entry(entry.to_owned()).or_default().push(id),
+                    None => self.done.push(id),
                 }
-                self.last_inbox = self.last_inbox.max(id);
                 if let Some(tracker) = &self.mango {
                     let now = Timestamp::from_unix_millis(crate::now_ms());
                     if let Ok(mut t) = tracker.write() {
@@ -441,7 +449,6 @@ impl Runtime {
                     }
                 }
                 self.apply_events(Some(received)).await;
-                self.mark_processed().await;
             }
             Input::Session(output) => self.session(*output).await,
         }
@@ -499,8 +506,9 @@ impl Runtime {
             }
             if !self.events.is_empty() {
                 self.apply_events(None).await;
-                self.mark_processed().await;
             }
+            // A few times a second, not per webhook: the mark is one UPDATE in the writer.
+            self.mark_processed().await;
         }
     }
 
@@ -562,7 +570,6 @@ impl Runtime {
             if update.kind == UpdateKind::Ended {
                 self.rooms.remove(&update.call.id);
                 self.cards.remove(&update.call.id);
-                self.first_inbox.remove(update.call.id.as_str());
                 self.publish(&HubMessage::CallEnded { call: call.clone() }, rooms);
             } else {
                 self.rooms.insert(update.call.id.clone(), rooms.clone());
@@ -628,19 +635,35 @@ impl Runtime {
     }
 }
 
+/// The most operations one write batch carries.
+const WRITE_BATCH: usize = 8_192;
+/// How long a write batch gathers operations (unless a flush is waiting).
+const WRITE_PACE: Duration = Duration::from_millis(100);
+
 /// The writer: batches call states and history rows, one round trip each per batch.
 pub async fn writer(
     hub: Hub,
     store: calldesk_central::CentralStore,
     mut rx: mpsc::Receiver<WriteOp>,
 ) {
-    const BATCH: usize = 512;
-    let mut ops = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut ops, BATCH).await > 0 {
+    let mut ops = Vec::with_capacity(WRITE_BATCH);
+    let mut last = Instant::now();
+    while rx.recv_many(&mut ops, WRITE_BATCH).await > 0 {
+        // Derived state may wait: what gathers for WRITE_PACE goes in one batch, where the
+        // states of one call merge into one row (a flush does not wait).
+        let deadline = tokio::time::Instant::from_std(last + WRITE_PACE);
+        while ops.len() < WRITE_BATCH && !ops.iter().any(|op| matches!(op, WriteOp::Flush(_))) {
+            let room = WRITE_BATCH - ops.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut ops, room)).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
         let started = Instant::now();
+        last = started;
         let mut calls = Vec::new();
         let mut rows = Vec::new();
-        let mut processed: HashMap<TenantId, i64> = HashMap::new();
+        let mut processed: HashMap<TenantId, Vec<i64>> = HashMap::new();
         let mut flushes = Vec::new();
         for op in ops.drain(..) {
             match op {
@@ -656,9 +679,8 @@ pub async fn writer(
                     }
                     calls.push(*call);
                 }
-                WriteOp::Processed { tenant, id } => {
-                    let e = processed.entry(tenant).or_insert(id);
-                    *e = (*e).max(id);
+                WriteOp::Processed { tenant, mut ids } => {
+                    processed.entry(tenant).or_default().append(&mut ids);
                 }
                 WriteOp::Flush(done) => flushes.push(done),
             }
@@ -670,8 +692,8 @@ pub async fn writer(
                     store.upsert_calls(&calls).await?;
                     store.append_call_events(&rows).await?;
                 }
-                for (tenant, id) in &processed {
-                    store.mark_webhooks_processed(tenant, *id).await?;
+                for (tenant, ids) in &processed {
+                    store.mark_webhooks_processed(tenant, ids).await?;
                 }
                 Ok::<(), calldesk_central::CentralError>(())
             }

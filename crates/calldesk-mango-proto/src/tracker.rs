@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use calldesk_calls::{
     CallEvent, CallEventKind, CallFacts, CallId, CallStatus, Direction, Extension, HangupCause,
-    NumberPlan, Timestamp, Transfer, TransferKind,
+    NumberPlan, PartyMemo, Timestamp, Transfer, TransferKind,
 };
 
 use crate::codes::{Code, Ending};
@@ -60,6 +60,9 @@ pub trait LegDirectory {
 }
 
 /// When calls end (arrival times, milliseconds).
+/// How many distinct party texts the tracker remembers parsed.
+const PARTY_MEMO: usize = 16_384;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     /// After the summary arrived, wait this long for legs of the same burst.
@@ -187,7 +190,8 @@ pub struct TrackerStats {
 /// Folds Mango webhooks into domain [`CallEvent`]s. See the module docs.
 #[derive(Debug)]
 pub struct MangoTracker {
-    plan: NumberPlan,
+    /// Parties parsed once per text (derivation reads them on every webhook).
+    parties: PartyMemo,
     timing: Timing,
     entries: HashMap<String, Entry>,
     ended: HashSet<String>,
@@ -200,7 +204,7 @@ pub struct MangoTracker {
 impl MangoTracker {
     pub fn new(plan: NumberPlan, timing: Timing) -> Self {
         Self {
-            plan,
+            parties: PartyMemo::new(plan, PARTY_MEMO),
             timing,
             entries: HashMap::new(),
             ended: HashSet::new(),
@@ -232,6 +236,11 @@ impl MangoTracker {
         let mut ids: Vec<CallId> = self.entries.values().map(|e| e.id.clone()).collect();
         ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         ids
+    }
+
+    /// Whether the call of this `entry_id` is being tracked (seen and not ended yet).
+    pub fn is_live(&self, entry_id: &str) -> bool {
+        self.entries.contains_key(entry_id)
     }
 
     /// Applies one webhook that arrived at `now`; the domain events it causes go to `out`.
@@ -288,7 +297,7 @@ impl MangoTracker {
             _ => false,
         };
         if changed {
-            tell(entry, &self.plan, out);
+            tell(entry, &mut self.parties, out);
         }
     }
 
@@ -329,7 +338,7 @@ impl MangoTracker {
         let Some(mut entry) = self.entries.remove(entry_id) else {
             return;
         };
-        let view = tell(&mut entry, &self.plan, out);
+        let view = tell(&mut entry, &mut self.parties, out);
         let (at, status, cause) = view.ending.unwrap_or_else(|| {
             // Forced end (stale, or the input ran out): decide from what is known.
             let at = latest_at(&entry).max(view.facts.started_at);
@@ -495,7 +504,7 @@ fn customer_number(p: &LegParty) -> Option<String> {
 }
 
 /// Derives a call's facts from everything seen (order-independent).
-fn derive(entry: &Entry, plan: &NumberPlan) -> View {
+fn derive(entry: &Entry, plan: &mut PartyMemo) -> View {
     let mut legs: Vec<(&String, &Leg)> = entry.legs.iter().collect();
     legs.sort_by_key(|(id, l)| (l.first_at(), (*id).clone()));
     let summary = entry.summary.as_ref();
@@ -770,7 +779,7 @@ fn ending(
 }
 
 /// Tells the call book what changed since it was last told; returns the call as derived now.
-fn tell(entry: &mut Entry, plan: &NumberPlan, out: &mut Vec<CallEvent>) -> View {
+fn tell(entry: &mut Entry, plan: &mut PartyMemo, out: &mut Vec<CallEvent>) -> View {
     let new = derive(entry, plan);
     let id = entry.id.clone();
     let push = |out: &mut Vec<CallEvent>, at: Timestamp, kind: CallEventKind| {

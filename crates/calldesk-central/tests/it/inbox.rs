@@ -86,37 +86,45 @@ async fn webhooks_are_stored_once_and_replayed_until_processed(pool: PgPool) {
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0].0, first[4]);
 
-    // Processed up to an id: the rest is what a new replica replays.
+    // Processed by id (their calls are over): the rest is what a new replica replays.
     store
-        .mark_webhooks_processed(&acme, first[3])
+        .mark_webhooks_processed(&acme, &[first[0], first[3], first[4]])
         .await
         .unwrap();
     let pending: Vec<i64> = store
-        .unprocessed_webhooks(&acme, 100)
+        .unprocessed_webhooks(&acme, 0, 100)
         .await
         .unwrap()
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    assert_eq!(pending, [first[5], again[1]]);
+    assert_eq!(
+        pending,
+        [first[1], first[5], again[1]],
+        "first[4] is globex's"
+    );
+    // Paged by id.
+    let page: Vec<i64> = store
+        .unprocessed_webhooks(&acme, first[1], 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(page, [first[5]]);
     assert_eq!(
         store
-            .unprocessed_webhooks(&globex, 100)
+            .unprocessed_webhooks(&globex, 0, 100)
             .await
             .unwrap()
             .len(),
-        1
+        1,
+        "marking is per tenant"
     );
-    // Marking is per tenant.
-    store.mark_webhooks_processed(&globex, 0).await.unwrap();
-    assert_eq!(
-        store
-            .unprocessed_webhooks(&globex, 100)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    store
+        .mark_webhooks_processed(&acme, &[first[1]])
+        .await
+        .unwrap();
 
     // Pruning removes processed items only.
     assert_eq!(store.prune_webhooks(&acme, t0 + 1_000).await.unwrap(), 3);

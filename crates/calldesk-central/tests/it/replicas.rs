@@ -119,7 +119,7 @@ async fn replicas_see_each_other_by_heartbeat_and_relaxed_writes_are_read_back(p
     assert_eq!(normal, "on");
     crate::common::demo_tenant(&store, "acme", "0367").await;
     relaxed
-        .mark_webhooks_processed(&tid("acme"), 0)
+        .mark_webhooks_processed(&tid("acme"), &[1])
         .await
         .unwrap();
 }
