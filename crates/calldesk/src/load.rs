@@ -20,6 +20,10 @@
 //!   operator's extension should be one the simulated calls never ring (not in `--operators`;
 //!   the tool warns when it is).
 //!
+//! With `--warmup S`, webhooks of the first S seconds are sent at the same rate but their
+//! figures go to `warmup_*` (connections opening, caches and plans warming up), apart from the
+//! steady state.
+//!
 //! Progress goes to stderr every second; the figures go to stdout at the end, one `key=value`
 //! per line (times in milliseconds). The open-files limit is raised to the hard limit first;
 //! more clients than it allows is refused up front. Passwords and the salt come from the
@@ -106,6 +110,10 @@ pub struct LoadArgs {
     /// New idle connections per second while the clients connect.
     #[arg(long, default_value_t = 500)]
     connect_rate: u32,
+    /// Seconds at the start of sending whose webhooks are sent but timed apart (`warmup_*`
+    /// figures): connections opening, caches filling. 0: everything is measured.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
     /// Seconds to wait after the last webhook for replies and messages still on their way.
     #[arg(long, default_value_t = 3.0)]
     drain: f64,
@@ -148,6 +156,7 @@ struct Plan {
     tenant: TenantId,
     schedule: Option<Schedule>,
     duration: Duration,
+    warmup: Duration,
     drain: Duration,
     timeout: Duration,
     credentials: Option<Credentials>,
@@ -170,6 +179,10 @@ fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
     let duration = seconds(args.duration, "--duration")?;
     if duration.is_zero() {
         return Err(usage("--duration must be above 0"));
+    }
+    let warmup = seconds(args.warmup, "--warmup")?;
+    if warmup >= duration && !warmup.is_zero() {
+        return Err(usage("--warmup must be shorter than --duration"));
     }
     if args.concurrency == 0 || args.live_calls == 0 || args.connect_rate == 0 {
         return Err(usage(
@@ -236,6 +249,7 @@ fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
         tenant,
         schedule,
         duration,
+        warmup,
         drain: seconds(args.drain, "--drain")?,
         timeout: seconds(args.timeout, "--timeout")?.max(Duration::from_millis(1)),
         credentials,
@@ -340,6 +354,8 @@ struct SendStats {
     late: Histogram,
     /// Request → response (µs).
     http: Histogram,
+    /// The same for requests issued during the warm-up.
+    warmup_http: Histogram,
     first_failure: Option<String>,
     /// When the last request left, since the start of sending.
     last_issue: Duration,
@@ -598,6 +614,8 @@ async fn run_async(args: &LoadArgs, plan: Plan) -> anyhow::Result<()> {
     };
 
     let send_start = Instant::now();
+    lock(&watch_stats).warmup_until_us =
+        (send_start.duration_since(epoch) + plan.warmup).as_micros() as u64;
     let in_flight = Arc::new(Semaphore::new(args.concurrency));
     if let Some((schedule, mut rx)) = feed {
         let mut stop = stop_rx.clone();
@@ -625,9 +643,10 @@ async fn run_async(args: &LoadArgs, plan: Plan) -> anyhow::Result<()> {
                 s.last_issue = issued;
             }
             let (client, log, send_stats) = (client.clone(), log.clone(), send_stats.clone());
+            let warm = issued < plan.warmup;
             tokio::spawn(async move {
                 let _permit = permit;
-                send(&client, &log, &send_stats, item, epoch).await;
+                send(&client, &log, &send_stats, item, epoch, warm).await;
             });
         }
         // Requests still in flight.
@@ -683,6 +702,7 @@ async fn send(
     stats: &Mutex<SendStats>,
     item: Prepared,
     epoch: Instant,
+    warm: bool,
 ) {
     // Recorded before the request leaves, so no WebSocket message can beat it.
     if let Some(call) = &item.call {
@@ -725,16 +745,22 @@ async fn send(
             Err((kind.to_owned(), None, ws::clean(&format!("{e}"))))
         }
     };
-    let mut s = lock(stats);
+    let mut guard = lock(stats);
+    let s = &mut *guard;
+    let http = if warm {
+        &mut s.warmup_http
+    } else {
+        &mut s.http
+    };
     match outcome {
         Ok(took) => {
             s.ok += 1;
-            s.http.record(took);
+            http.record(took);
         }
         Err((kind, took, detail)) => {
             *s.failed.entry(kind).or_default() += 1;
             if let Some(took) = took {
-                s.http.record(took);
+                http.record(took);
             }
             if s.first_failure.is_none() {
                 s.first_failure = Some(format!("{} → {detail}", item.url));
@@ -813,6 +839,15 @@ fn report(r: &Report<'_>) -> anyhow::Result<()> {
     put("pop_latency_p50_ms", ms(w.pop.quantile(0.5)));
     put("pop_latency_p99_ms", ms(w.pop.quantile(0.99)));
     put("pop_latency_max_ms", ms(w.pop.max()));
+    if !r.plan.warmup.is_zero() {
+        put("warmup_s", format!("{:.3}", r.plan.warmup.as_secs_f64()));
+        put("warmup_http_p99_ms", ms(s.warmup_http.quantile(0.99)));
+        put("warmup_ws_latency_count", w.warmup.count().to_string());
+        put("warmup_ws_latency_p50_ms", ms(w.warmup.quantile(0.5)));
+        put("warmup_ws_latency_p99_ms", ms(w.warmup.quantile(0.99)));
+        put("warmup_ws_latency_max_ms", ms(w.warmup.max()));
+        put("warmup_pop_latency_p99_ms", ms(w.warmup_pop.quantile(0.99)));
+    }
     put("ended_latency_p50_ms", ms(w.ended.quantile(0.5)));
     put("ended_latency_p99_ms", ms(w.ended.quantile(0.99)));
     put("watchers", r.args.watchers.to_string());
@@ -895,6 +930,8 @@ mod tests {
         );
         assert!(fix(&args(&["--operators", "10 1", "--rate", "0"])).contains("--operators"));
         assert!(fix(&args(&["--duration", "0"])).contains("--duration"));
+        assert!(fix(&args(&["--duration", "5", "--warmup", "5"])).contains("--warmup"));
+        assert!(fix(&args(&["--warmup=-1"])).contains("--warmup"));
         let mut bad_hub = args(&[]);
         bad_hub.hub = String::from("https://hub.example");
         assert!(fix(&bad_hub).contains("plain HTTP"));

@@ -111,6 +111,11 @@ pub struct WatchStats {
     /// `call-ended`: receipt − latest webhook (µs); includes the tracker's wait for the summary
     /// to settle, so it is reported apart.
     pub ended: Histogram,
+    /// Messages answering webhooks sent before this time (µs since the run's epoch) are the
+    /// warm-up: filed in `warmup` (and pops in `warmup_pop`), not in `latency` and `pop`.
+    pub warmup_until_us: u64,
+    pub warmup: Histogram,
+    pub warmup_pop: Histogram,
 }
 
 impl WatchStats {
@@ -150,12 +155,20 @@ impl WatchStats {
             self.unmatched += 1;
             return;
         };
+        let warm = |since: u64| at_us.saturating_sub(since) < self.warmup_until_us;
         match kind {
             CallKind::Ended => self.ended.record(m.latency_us),
+            CallKind::New | CallKind::Updated if warm(m.latency_us) => {
+                self.warmup.record(m.latency_us);
+            }
             CallKind::New | CallKind::Updated => self.latency.record(m.latency_us),
         }
         if let Some(pop) = m.pop_us {
-            self.pop.record(pop);
+            if warm(pop) {
+                self.warmup_pop.record(pop);
+            } else {
+                self.pop.record(pop);
+            }
         }
     }
 }
@@ -305,5 +318,31 @@ mod tests {
         assert_eq!((w.latency.min(), w.latency.max()), (2_000, 3_000));
         assert_eq!((w.pop.count(), w.pop.max()), (1, 2_000));
         assert_eq!((w.ended.count(), w.ended.max()), (1, 2_000_000));
+        assert_eq!((w.warmup.count(), w.warmup_pop.count()), (0, 0));
+    }
+
+    #[test]
+    fn answers_to_webhooks_sent_during_the_warm_up_are_filed_apart() {
+        let log = SendLog::default();
+        let (a, b) = ("MjYwMDAwMDAwMDA=", "MjYwMDAwMDAwMDE=");
+        log.record(&arc(a), 1_000); // warm-up
+        log.record(&arc(a), 6_000);
+        log.record(&arc(b), 7_000);
+        let mut w = WatchStats {
+            warmup_until_us: 5_000,
+            ..WatchStats::default()
+        };
+        let new = |id| frame(&HubMessage::CallNew { call: hub_call(id) });
+        let updated = |id| frame(&HubMessage::CallUpdated { call: hub_call(id) });
+        w.observe(&log, &new(a), 1_500); // webhook at 1 000: warm-up, pop too
+        w.observe(&log, &updated(a), 6_400); // webhook at 6 000: measured
+        w.observe(&log, &new(b), 7_900); // measured, pop measured
+        assert_eq!((w.warmup.count(), w.warmup.max()), (1, 500));
+        assert_eq!((w.warmup_pop.count(), w.warmup_pop.max()), (1, 500));
+        assert_eq!(
+            (w.latency.count(), w.latency.min(), w.latency.max()),
+            (2, 400, 900)
+        );
+        assert_eq!((w.pop.count(), w.pop.max()), (1, 900));
     }
 }
