@@ -165,8 +165,6 @@ impl CentralStore {
     /// Connects and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, CentralError> {
         let pool = pool_options(10)
-            // Opened at start, so the first webhooks after a restart do not wait for them.
-            .min_connections(4)
             .connect(url)
             .await
             .map_err(CentralError::Connect)?;
