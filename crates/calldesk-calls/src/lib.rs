@@ -29,6 +29,7 @@ mod control;
 mod ids;
 mod phone;
 mod presence;
+mod time;
 
 pub use book::{Anomaly, CallBook, CallUpdate, UpdateKind};
 pub use call::{
@@ -42,3 +43,4 @@ pub use control::{
 pub use ids::{CallId, Extension, IdError, TenantId};
 pub use phone::{NumberPlan, Party, PartyMemo, PhoneError, PhoneNumber};
 pub use presence::{DeviceState, PresenceEvent};
+pub use time::parse_rfc3339_micros;
