@@ -2,10 +2,12 @@
 //! the WebSocket protocol ([`HubMessage`], versioned by [`HUB_PROTOCOL`]). snake_case fields,
 //! like the `calldesk ami replay` record this extends; message `type`s are kebab-case.
 
-use calldesk_calls::{Call, CallPhase, PresenceEvent};
+use calldesk_calls::{Call, CallPhase, PartyMemo, PresenceEvent, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::{CallRecord, CallStateView, ConnectionState};
+use crate::{
+    CallRecord, CallStateView, CallStatusView, CallView, ConnectionState, DirectionView, PartyView,
+};
 
 /// Version of the hub WebSocket protocol; the `hello` message carries it. Bumped on an
 /// incompatible change; additions (new optional fields, new message types a client ignores) are
@@ -80,6 +82,62 @@ impl HubCall {
             caller: None,
             notes: Vec::new(),
             disposition: None,
+        }
+    }
+
+    /// The call as the desktop UI shows it (the desktop's Hub profile). The parties are read
+    /// from the record as presented (E.164 where a number) with `parties`; the caller card's
+    /// contact (else company) names the party whose number it is. Times the record lacks or
+    /// that do not parse read as 0 / none.
+    pub fn view(&self, parties: &mut PartyMemo) -> CallView {
+        let r = &self.record;
+        let card_name = self.caller.as_ref().and_then(|card| {
+            let name = card.contact.as_ref().or(card.company.as_ref())?;
+            Some((card.number.as_str(), name.name.clone()))
+        });
+        let mut party = |raw: &str| {
+            let mut view = PartyView::from(&parties.party(raw));
+            if let Some((number, name)) = &card_name
+                && view.e164.as_deref() == Some(*number)
+            {
+                view.name = Some(name.clone());
+            }
+            view
+        };
+        let time = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(Timestamp::parse_rfc3339)
+                .map(Timestamp::unix_millis)
+        };
+        CallView {
+            id: r.id.clone(),
+            direction: match r.direction.as_str() {
+                "inbound" => DirectionView::Inbound,
+                "outbound" => DirectionView::Outbound,
+                _ => DirectionView::Internal,
+            },
+            from: party(&r.from),
+            to: party(&r.to),
+            state: self.state,
+            status: r.status.as_deref().and_then(|s| match s {
+                "answered" => Some(CallStatusView::Answered),
+                "missed" => Some(CallStatusView::Missed),
+                "no_answer" => Some(CallStatusView::NoAnswer),
+                "busy" => Some(CallStatusView::Busy),
+                "failed" => Some(CallStatusView::Failed),
+                "cancelled" => Some(CallStatusView::Cancelled),
+                _ => None,
+            }),
+            operator: self.operator.clone(),
+            started_at: time(&r.started_at).unwrap_or(0),
+            answered_at: time(&r.answered_at),
+            ended_at: time(&r.ended_at),
+            ring_seconds: r.ring_secs,
+            talk_seconds: r.talk_secs,
+            hangup_cause: r
+                .hangup_cause
+                .as_ref()
+                .map(|h| crate::cause_text(h.code, &h.text)),
         }
     }
 
@@ -225,6 +283,40 @@ mod tests {
         assert_eq!(json["call"]["started_at"], "1970-01-01T00:00:01.000Z");
         assert_eq!(json["call"]["caller"]["contact"]["name"], "Ivan Petrov");
         assert_eq!(call.extensions().collect::<Vec<_>>(), ["101", "101"]);
+        // The desktop's view of the hub's call is the view of the call itself, plus the name.
+        let mut parties = PartyMemo::new(calldesk_calls::NumberPlan::new("RU").unwrap(), 16);
+        let mut expected = CallView::from(&ringing);
+        expected.from.name = Some("Ivan Petrov".into());
+        assert_eq!(call.view(&mut parties), expected);
+
+        let ended = crate::test_calls::inbound(
+            "acme",
+            "0367",
+            vec![
+                (
+                    3_000,
+                    CallEventKind::Answered {
+                        extension: Some(Extension::new("101").unwrap()),
+                    },
+                ),
+                (
+                    9_500,
+                    CallEventKind::Ended {
+                        cause: Some(calldesk_calls::HangupCause {
+                            code: 16,
+                            text: "Normal Clearing".into(),
+                        }),
+                        status: None,
+                    },
+                ),
+            ],
+        );
+        let view = HubCall::new(&ended).view(&mut parties);
+        assert_eq!(view, CallView::from(&ended), "no card: no name");
+        assert_eq!(
+            (view.status, view.answered_at, view.ended_at),
+            (Some(CallStatusView::Answered), Some(3_000), Some(9_500))
+        );
         let back: HubMessage = serde_json::from_value(json).unwrap();
         assert_eq!(back, HubMessage::CallNew { call });
         let snap = serde_json::to_string(&HubMessage::Snapshot {

@@ -7,7 +7,9 @@
 //!
 //! [`CallRecord`] is the finished-call record `calldesk ami replay` prints (snake_case).
 //!
-//! Invariant: a view is derived from a domain value by `From`; nothing here holds state.
+//! Invariant: a view is derived from a domain value by `From` (a hub call by
+//! [`HubCall::view`], which reads its parties through the caller's `PartyMemo`); nothing here
+//! holds state.
 //! Tested by JSON round-trip tests below, which pin the JSON shape the UI relies on.
 
 use calldesk_calls::{Call, CallStatus, Direction, Party};
@@ -163,12 +165,14 @@ impl From<&Call> for CallView {
             ended_at: c.ended_at.map(|t| t.unix_millis()),
             ring_seconds: c.ring_seconds(),
             talk_seconds: c.talk_seconds(),
-            hangup_cause: c
-                .hangup_cause
-                .as_ref()
-                .map(|h| format!("{} {}", h.code, h.text).trim_end().to_owned()),
+            hangup_cause: c.hangup_cause.as_ref().map(|h| cause_text(h.code, &h.text)),
         }
     }
+}
+
+/// A hangup cause as the UI shows it: `16 Normal Clearing` (just the code without a text).
+pub(crate) fn cause_text(code: u16, text: &str) -> String {
+    format!("{code} {text}").trim_end().to_owned()
 }
 
 /// Calls for the tests of this crate.
