@@ -206,8 +206,19 @@ impl CentralStore {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<(i64, InboxItem)>, CentralError> {
+        self.read_inbox(t, "", after_id, limit).await
+    }
+
+    /// One page of the tenant's items above `after_id` that also pass `and` (SQL, `""` for none).
+    async fn read_inbox(
+        &self,
+        t: &TenantId,
+        and: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, InboxItem)>, CentralError> {
         let rows = sqlx::query_as(&format!(
-            "{INBOX_SELECT} WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            "{INBOX_SELECT} WHERE tenant_id = $1 {and} AND id > $2 ORDER BY id LIMIT $3"
         ))
         .bind(t.as_str())
         .bind(after_id)
@@ -246,15 +257,8 @@ impl CentralStore {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<(i64, InboxItem)>, CentralError> {
-        let rows = sqlx::query_as(&format!(
-            "{INBOX_SELECT} WHERE tenant_id = $1 AND NOT processed AND id > $2 ORDER BY id LIMIT $3"
-        ))
-        .bind(t.as_str())
-        .bind(after_id)
-        .bind(limit.clamp(1, MAX_READ))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(items(t, rows))
+        self.read_inbox(t, "AND NOT processed", after_id, limit)
+            .await
     }
 
     /// Deletes the tenant's processed items received before `received_before_ms`; returns how

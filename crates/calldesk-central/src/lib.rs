@@ -216,7 +216,7 @@ impl CentralStore {
     ) -> Result<(), CentralError> {
         let name = check::name("tenant name", name)?;
         let cols = tenants::PbxColumns::of(&PbxConfig::default_for(pbx));
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO tenants (id, name, pbx_kind, ami_host, ami_port, ami_user,
                 ami_secret_env, ami_tls, mango_api_url, mango_key, mango_salt_env)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -240,17 +240,8 @@ impl CentralStore {
         )
         .bind(id.as_str())
         .bind(name)
-        .bind(pbx.as_str())
-        .bind(cols.ami_host)
-        .bind(cols.ami_port)
-        .bind(cols.ami_user)
-        .bind(cols.ami_secret_env)
-        .bind(cols.ami_tls)
-        .bind(cols.mango_api_url)
-        .bind(cols.mango_key)
-        .bind(cols.mango_salt_env)
-        .execute(&self.pool)
-        .await?;
+        .bind(pbx.as_str());
+        cols.bind(query).execute(&self.pool).await?;
         Ok(())
     }
 

@@ -230,6 +230,22 @@ pub(crate) struct PbxColumns {
 }
 
 impl PbxColumns {
+    /// Binds the connection columns, `ami_host` … `mango_salt_env` in table order (not the
+    /// dialplan), as the next eight parameters of `q`.
+    pub(crate) fn bind<'q>(
+        &self,
+        q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        q.bind(self.ami_host.clone())
+            .bind(self.ami_port)
+            .bind(self.ami_user.clone())
+            .bind(self.ami_secret_env.clone())
+            .bind(self.ami_tls)
+            .bind(self.mango_api_url.clone())
+            .bind(self.mango_key.clone())
+            .bind(self.mango_salt_env.clone())
+    }
+
     pub(crate) fn of(pbx: &PbxConfig) -> Self {
         let mut cols = Self {
             ami_host: None,
@@ -380,7 +396,7 @@ impl CentralStore {
         let pbx = t.pbx.checked()?;
         let cols = PbxColumns::of(&pbx);
         let secret = new_client_secret();
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO tenants (id, name, number, region, active, pbx_kind, ami_host, ami_port,
                 ami_user, ami_secret_env, ami_tls, mango_api_url, mango_key, mango_salt_env,
                 client_secret_sha256, ami_dialplan)
@@ -390,20 +406,13 @@ impl CentralStore {
         .bind(&name)
         .bind(&number)
         .bind(&region)
-        .bind(pbx.kind().as_str())
-        .bind(cols.ami_host)
-        .bind(cols.ami_port)
-        .bind(cols.ami_user)
-        .bind(cols.ami_secret_env)
-        .bind(cols.ami_tls)
-        .bind(cols.mango_api_url)
-        .bind(cols.mango_key)
-        .bind(cols.mango_salt_env)
-        .bind(client_secret_digest(&secret))
-        .bind(cols.ami_dialplan)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| tenant_write_error(e, &t.id, &number))?;
+        .bind(pbx.kind().as_str());
+        cols.bind(query)
+            .bind(client_secret_digest(&secret))
+            .bind(cols.ami_dialplan)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| tenant_write_error(e, &t.id, &number))?;
         Ok(secret)
     }
 
@@ -413,7 +422,7 @@ impl CentralStore {
         let (name, number, region) = checked_identity(&t.name, &t.number, &t.region)?;
         let pbx = t.pbx.checked()?;
         let cols = PbxColumns::of(&pbx);
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE tenants SET name = $2, number = $3, region = $4, active = $5, pbx_kind = $6,
                 ami_host = $7, ami_port = $8, ami_user = $9, ami_secret_env = $10, ami_tls = $11,
                 mango_api_url = $12, mango_key = $13, mango_salt_env = $14, ami_dialplan = $15
@@ -424,19 +433,13 @@ impl CentralStore {
         .bind(&number)
         .bind(&region)
         .bind(t.active)
-        .bind(pbx.kind().as_str())
-        .bind(cols.ami_host)
-        .bind(cols.ami_port)
-        .bind(cols.ami_user)
-        .bind(cols.ami_secret_env)
-        .bind(cols.ami_tls)
-        .bind(cols.mango_api_url)
-        .bind(cols.mango_key)
-        .bind(cols.mango_salt_env)
-        .bind(cols.ami_dialplan)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| tenant_write_error(e, &t.id, &number))?;
+        .bind(pbx.kind().as_str());
+        let done = cols
+            .bind(query)
+            .bind(cols.ami_dialplan)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| tenant_write_error(e, &t.id, &number))?;
         Ok(done.rows_affected() == 1)
     }
 
