@@ -1,41 +1,64 @@
 //! calldesk desktop app: the Tauri shell. It only wires things together — the engine
-//! (`calldesk-engine`) does the work; this crate owns the window, maps engine events to Tauri
-//! events and exposes thin commands.
+//! (`calldesk-engine`) does the work; this crate owns the window, keeps the running engine of
+//! the active profile, maps engine events to Tauri events and exposes thin commands.
 //!
 //! Commands (snake_case `noun_verb`) and events (kebab-case) — one table, mirrored in
 //! `ui/src/lib/backend-tauri.ts`:
 //!
-//! | kind    | name                 | payload                          |
-//! |---------|----------------------|----------------------------------|
-//! | command | `calls_snapshot`     | → `CallView[]` (live, then recent) |
-//! | command | `connection_status`  | → `ConnectionStatus`             |
-//! | event   | `call-updated`       | `CallView`                       |
-//! | event   | `connection-changed` | `ConnectionStatus`               |
+//! | kind    | name                 | payload                                        |
+//! |---------|----------------------|------------------------------------------------|
+//! | command | `calls_snapshot`     | → `CallView[]` (live, then recent)             |
+//! | command | `connection_status`  | → `ConnectionStatus`                           |
+//! | command | `identity`           | → `Identity` (who the app acts as)             |
+//! | command | `capabilities`       | → `CapabilitiesView`                           |
+//! | command | `presence`           | → `PresenceView[]`                             |
+//! | command | `caller_history`     | `number` → `CallView[]`                        |
+//! | command | `call_control`       | `spec: ControlSpec` → call id or null          |
+//! | command | `figures_since`      | `since` (unix ms) → `OperatorFigures[]`        |
+//! | command | `operators`          | → `OperatorView[]` (hub; else empty)           |
+//! | command | `pop_painted`        | `ms`: a pop was painted `ms` after its event   |
+//! | command | `pop_latency`        | → `PopLatency` (count, p50, p90, p99, max)     |
+//! | command | `profiles_list`      | → `ProfileList`                                |
+//! | command | `profile_save`       | `profile, secret?`                             |
+//! | command | `profile_activate`   | `id` (restarts the engine on that profile)     |
+//! | command | `profile_delete`     | `id`                                           |
+//! | event   | `call-updated`       | `CallView`                                     |
+//! | event   | `connection-changed` | `ConnectionStatus`                             |
+//! | event   | `presence-changed`   | `PresenceView`                                 |
+//! | event   | `identity-changed`   | `Identity` (also after a profile switch)       |
 //!
-//! Errors reach the UI as `{ code, message }` ([`CommandError`]); the UI branches on `code`.
+//! Errors reach the UI as `{ code, message }` ([`CommandError`]); the UI branches on `code`
+//! (`no_profile` until the first-run wizard has made one).
 //!
-//! Environment (all optional): `CALLDESK_DATA_DIR` (where the SQLite history lives; default the
-//! app data dir), `CALLDESK_DEMO_EVERY_MS` (demo call interval, default 6000),
-//! `CALLDESK_REGION` (default region for numbers, default RU), `RUST_LOG`.
+//! Environment (all optional): `CALLDESK_DATA_DIR` (profiles and the SQLite history; default
+//! the app data dir), `CALLDESK_DEMO_EVERY_MS` (demo call interval, default 6000),
+//! `CALLDESK_REGION` (default region for numbers, default RU), `RUST_LOG`. Secrets live in the
+//! OS keyring.
 //!
 //! Tested end to end by `cargo xtask e2e`: the real binary under Xvfb, driven by WebDriver.
 
 // Release builds on Windows have no console window.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use calldesk_engine::{
-    Engine, EngineConfig, EngineError, EngineEvent, EngineHandle, ProfileConfig,
+    Engine, EngineConfig, EngineError, EngineEvent, EngineHandle, KeyringStore, OperatorFigures,
+    OperatorView, PopLatency, Profile, ProfileConfig, ProfileError, ProfileList, Profiles, Secret,
 };
-use calldesk_wire::{CallView, ConnectionStatus};
+use calldesk_wire::{
+    CallView, CapabilitiesView, ConnectionStatus, ControlSpec, Identity, PresenceView,
+};
 use tauri::{Emitter, Manager, State};
+use tokio::sync::RwLock;
 use tokio::sync::broadcast::error::RecvError;
 
 const DEFAULT_DEMO_EVERY_MS: u64 = 6000;
 
 /// An error as the UI receives it.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 struct CommandError {
     code: &'static str,
     message: String,
@@ -50,18 +73,206 @@ impl From<EngineError> for CommandError {
     }
 }
 
-#[tauri::command]
-async fn calls_snapshot(engine: State<'_, EngineHandle>) -> Result<Vec<CallView>, CommandError> {
-    Ok(engine.calls_snapshot().await?)
+impl From<ProfileError> for CommandError {
+    fn from(e: ProfileError) -> Self {
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<calldesk_calls::ControlError> for CommandError {
+    fn from(e: calldesk_calls::ControlError) -> Self {
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn no_profile() -> CommandError {
+    CommandError {
+        code: "no_profile",
+        message: "no connection profile yet: create one in the first-run wizard".to_owned(),
+    }
+}
+
+/// The app's state: the profiles and the engine of the active one (none before the wizard).
+struct Shell {
+    profiles: Profiles,
+    base: EngineConfig,
+    engine: RwLock<Option<EngineHandle>>,
+    /// Bumped on every engine switch; the old engine's event forwarder stops.
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Shell {
+    async fn engine(&self) -> Result<EngineHandle, CommandError> {
+        self.engine.read().await.clone().ok_or_else(no_profile)
+    }
+
+    /// Stops the running engine (its last writes finish) and starts `id`'s.
+    async fn switch_to(&self, app: &tauri::AppHandle, id: &str) -> Result<(), CommandError> {
+        let config = self.profiles.engine_config(id, self.base.clone())?;
+        let mut slot = self.engine.write().await;
+        if let Some(old) = slot.take() {
+            old.shutdown().await;
+        }
+        self.generation.send_modify(|g| *g += 1);
+        tracing::info!(profile = id, "starting the calldesk engine");
+        let engine = Engine::start(config).await?;
+        forward_events(app.clone(), &engine, self.generation.subscribe());
+        let _ = app.emit("identity-changed", engine.identity());
+        let _ = app.emit("connection-changed", engine.connection_status());
+        *slot = Some(engine);
+        Ok(())
+    }
 }
 
 #[tauri::command]
-fn connection_status(engine: State<'_, EngineHandle>) -> ConnectionStatus {
-    engine.connection_status()
+async fn calls_snapshot(shell: State<'_, Shell>) -> Result<Vec<CallView>, CommandError> {
+    Ok(shell.engine().await?.calls_snapshot().await?)
 }
 
-fn engine_config(app: &tauri::App) -> Result<EngineConfig, Box<dyn std::error::Error>> {
-    let data_dir = match std::env::var_os("CALLDESK_DATA_DIR") {
+#[tauri::command]
+async fn connection_status(shell: State<'_, Shell>) -> Result<ConnectionStatus, CommandError> {
+    Ok(shell.engine().await?.connection_status())
+}
+
+#[tauri::command]
+async fn identity(shell: State<'_, Shell>) -> Result<Identity, CommandError> {
+    Ok(shell.engine().await?.identity())
+}
+
+#[tauri::command]
+async fn capabilities(shell: State<'_, Shell>) -> Result<CapabilitiesView, CommandError> {
+    Ok(shell.engine().await?.capabilities().into())
+}
+
+#[tauri::command]
+async fn presence(shell: State<'_, Shell>) -> Result<Vec<PresenceView>, CommandError> {
+    Ok(shell.engine().await?.presence().await?)
+}
+
+#[tauri::command]
+async fn caller_history(
+    shell: State<'_, Shell>,
+    number: String,
+) -> Result<Vec<CallView>, CommandError> {
+    Ok(shell.engine().await?.caller_history(&number).await?)
+}
+
+/// Carries out a control; numbers are read in the app's region.
+#[tauri::command]
+async fn call_control(
+    shell: State<'_, Shell>,
+    spec: ControlSpec,
+) -> Result<Option<String>, CommandError> {
+    let region = shell.base.region.clone();
+    let spec = match spec {
+        ControlSpec::Originate { operator, to, .. } => ControlSpec::Originate {
+            region,
+            operator,
+            to,
+        },
+        ControlSpec::Transfer {
+            call,
+            operator,
+            to,
+            kind,
+            ..
+        } => ControlSpec::Transfer {
+            region,
+            call,
+            operator,
+            to,
+            kind,
+        },
+        other => other,
+    };
+    let control = spec.to_control()?;
+    let outcome = shell.engine().await?.execute(control).await?;
+    Ok(match outcome {
+        calldesk_calls::ControlOutcome::Originated { call } => call.map(|c| c.to_string()),
+        calldesk_calls::ControlOutcome::Done => None,
+    })
+}
+
+/// Figures per operator since `since` (unix ms: the start of the operator's day).
+#[tauri::command]
+async fn figures_since(
+    shell: State<'_, Shell>,
+    since: i64,
+) -> Result<Vec<OperatorFigures>, CommandError> {
+    Ok(shell.engine().await?.figures_since(since).await?)
+}
+
+/// The tenant's operators (names for the supervisor board; empty without a hub).
+#[tauri::command]
+async fn operators(shell: State<'_, Shell>) -> Result<Vec<OperatorView>, CommandError> {
+    Ok(shell.engine().await?.operators().await?)
+}
+
+/// The UI painted a pop `ms` after its PBX event.
+#[tauri::command]
+async fn pop_painted(shell: State<'_, Shell>, ms: u32) -> Result<(), CommandError> {
+    shell.engine().await?.record_pop_latency(ms);
+    Ok(())
+}
+
+/// Percentiles of the pops painted so far (the end-to-end benchmark reads them).
+#[tauri::command]
+async fn pop_latency(shell: State<'_, Shell>) -> Result<PopLatency, CommandError> {
+    Ok(shell.engine().await?.pop_latency())
+}
+
+#[tauri::command]
+async fn profiles_list(shell: State<'_, Shell>) -> Result<ProfileList, CommandError> {
+    Ok(shell.profiles.list()?)
+}
+
+#[tauri::command]
+async fn profile_save(
+    shell: State<'_, Shell>,
+    profile: Profile,
+    secret: Option<String>,
+) -> Result<(), CommandError> {
+    let profiles = shell.profiles.clone();
+    off_workers(move || profiles.save(profile, secret.map(Secret::new).as_ref())).await
+}
+
+/// Runs profile work that talks to the keyring (D-Bus, synchronous) off the async workers.
+async fn off_workers(
+    work: impl FnOnce() -> Result<(), ProfileError> + Send + 'static,
+) -> Result<(), CommandError> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|e| CommandError {
+            code: "internal",
+            message: e.to_string(),
+        })?
+        .map_err(Into::into)
+}
+
+#[tauri::command]
+async fn profile_activate(
+    app: tauri::AppHandle,
+    shell: State<'_, Shell>,
+    id: String,
+) -> Result<(), CommandError> {
+    shell.profiles.activate(&id)?;
+    shell.switch_to(&app, &id).await
+}
+
+#[tauri::command]
+async fn profile_delete(shell: State<'_, Shell>, id: String) -> Result<(), CommandError> {
+    let profiles = shell.profiles.clone();
+    off_workers(move || profiles.delete(&id)).await
+}
+
+fn base_config(app: &tauri::App) -> Result<EngineConfig, Box<dyn std::error::Error>> {
+    let data_dir: PathBuf = match std::env::var_os("CALLDESK_DATA_DIR") {
         Some(dir) => dir.into(),
         None => app.path().app_data_dir()?,
     };
@@ -78,19 +289,33 @@ fn engine_config(app: &tauri::App) -> Result<EngineConfig, Box<dyn std::error::E
         data_dir,
         region: std::env::var("CALLDESK_REGION").unwrap_or_else(|_| "RU".to_owned()),
         dialplan: calldesk_engine::DialplanConfig::default(),
+        seat: calldesk_engine::Seat::default(),
     })
 }
 
-/// Forwards engine events to the UI as Tauri events.
-fn forward_events(app: tauri::AppHandle, engine: &EngineHandle) {
+/// Forwards one engine's events to the UI as Tauri events, until the engine is replaced.
+fn forward_events(
+    app: tauri::AppHandle,
+    engine: &EngineHandle,
+    mut generation: tokio::sync::watch::Receiver<u64>,
+) {
     let mut events = engine.subscribe();
     let engine = engine.clone();
+    generation.mark_unchanged();
     tauri::async_runtime::spawn(async move {
         loop {
-            let sent = match events.recv().await {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = generation.changed() => break,
+            };
+            let sent = match event {
                 Ok(EngineEvent::CallUpdated(call)) => app.emit("call-updated", call),
                 Ok(EngineEvent::ConnectionChanged(status)) => {
                     app.emit("connection-changed", status)
+                }
+                Ok(EngineEvent::Presence(presence)) => app.emit("presence-changed", presence),
+                Ok(EngineEvent::IdentityChanged(identity)) => {
+                    app.emit("identity-changed", identity)
                 }
                 Err(RecvError::Lagged(missed)) => {
                     // Updates were dropped (one may have been a call's end): send the whole
@@ -127,23 +352,65 @@ fn main() {
         )
         .init();
     let app = tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![calls_snapshot, connection_status])
+        .invoke_handler(tauri::generate_handler![
+            calls_snapshot,
+            connection_status,
+            identity,
+            capabilities,
+            presence,
+            caller_history,
+            call_control,
+            figures_since,
+            operators,
+            pop_painted,
+            pop_latency,
+            profiles_list,
+            profile_save,
+            profile_activate,
+            profile_delete
+        ])
         .setup(|app| {
-            let config = engine_config(app)?;
-            tracing::info!(data_dir = %config.data_dir.display(), "starting the calldesk engine (Demo profile)");
-            let engine = tauri::async_runtime::block_on(Engine::start(config))?;
-            forward_events(app.handle().clone(), &engine);
-            app.manage(engine);
+            let base = base_config(app)?;
+            tracing::info!(data_dir = %base.data_dir.display(), "calldesk starting");
+            let profiles = Profiles::new(&base.data_dir, Arc::new(KeyringStore));
+            let (generation, _) = tokio::sync::watch::channel(0);
+            let shell = Shell {
+                profiles,
+                base,
+                engine: RwLock::new(None),
+                generation,
+            };
+            // The last active profile starts at once; without one the UI shows the wizard.
+            let active = shell.profiles.list().map(|l| l.active);
+            app.manage(shell);
+            match active {
+                Ok(Some(id)) => {
+                    let handle = app.handle().clone();
+                    tauri::async_runtime::spawn(async move {
+                        let shell = handle.state::<Shell>();
+                        if let Err(e) = shell.switch_to(&handle, &id).await {
+                            tracing::error!(profile = %id, error = %e.message, "the active profile cannot start");
+                            let _ = handle.emit("profile-failed", &e);
+                        }
+                    });
+                }
+                Ok(None) => tracing::info!("no connection profile yet: showing the wizard"),
+                Err(e) => tracing::error!(error = %e, "cannot read the profiles"),
+            }
             Ok(())
         })
         .build(tauri::generate_context!("../tauri.conf.json"));
     match app {
         Ok(app) => app.run(|app, event| {
             if let tauri::RunEvent::Exit = event
-                && let Some(engine) = app.try_state::<EngineHandle>()
+                && let Some(shell) = app.try_state::<Shell>()
             {
                 // Let the engine finish its last writes (a call that just ended) before exit.
-                tauri::async_runtime::block_on(engine.shutdown());
+                tauri::async_runtime::block_on(async {
+                    if let Some(engine) = shell.engine.write().await.take() {
+                        engine.shutdown().await;
+                    }
+                });
             }
         }),
         Err(e) => {

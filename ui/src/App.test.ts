@@ -3,6 +3,7 @@ import { fireEvent, render, screen, within } from '@testing-library/svelte';
 import { tick } from 'svelte';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import App from './App.svelte';
+import { BackendError } from './lib/backend';
 import { MemoryBackend } from './lib/backend-memory';
 import { answered, ended, makeCall, party } from './lib/testing';
 
@@ -159,7 +160,7 @@ describe('App', () => {
   it('language buttons name their language in itself; the list is keyboard-scrollable', async () => {
     setup();
     await settle();
-    const buttons = screen.getAllByRole('button');
+    const buttons = screen.getAllByRole('button').filter((b) => b.dataset.testid?.startsWith('lang-'));
     expect(buttons.map((b) => [b.dataset.testid, b.lang, b.getAttribute('aria-label')])).toEqual([
       ['lang-ru', 'ru', 'Русский'],
       ['lang-en', 'en', 'English'],
@@ -192,5 +193,139 @@ describe('App', () => {
     setup(backend);
     await settle();
     expect(screen.getByTestId('connection-detail').textContent).toBe('Журнал звонков недоступен');
+  });
+
+  it('first run: the wizard saves a hub profile with its password, activates it and shows the app', async () => {
+    const backend = new MemoryBackend([], { state: 'connected', profile: 'hub', detail: null }, { profiles: { active: null, profiles: [] } });
+    setup(backend);
+    await settle();
+    expect(screen.getByTestId('wizard').textContent).toContain('Welcome to calldesk');
+    expect(screen.queryByTestId('calls-list')).toBeNull();
+    await fireEvent.click(within(screen.getByTestId('wizard-kind-hub')).getByRole('radio'));
+    await fireEvent.input(screen.getByTestId('wizard-url'), { target: { value: 'https://hub.example.com' } });
+    await fireEvent.input(screen.getByTestId('wizard-tenant'), { target: { value: 'acme' } });
+    await fireEvent.input(screen.getByTestId('wizard-login'), { target: { value: 'ivan' } });
+    // No password: said next to the form, nothing saved.
+    await fireEvent.click(screen.getByTestId('wizard-save'));
+    await settle();
+    expect(screen.getByTestId('wizard-error').textContent).toBe('Enter the password.');
+    expect(backend.saved).toEqual([]);
+    await fireEvent.input(screen.getByTestId('wizard-secret'), { target: { value: 'pa55' } });
+    await fireEvent.click(screen.getByTestId('wizard-save'));
+    await settle();
+    expect(backend.saved).toHaveLength(1);
+    expect(backend.saved[0]?.secret).toBe('pa55');
+    expect(backend.saved[0]?.profile.settings).toEqual({ kind: 'hub', url: 'https://hub.example.com', tenant: 'acme', login: 'ivan' });
+    expect((await backend.profilesList()).active).toBe(backend.saved[0]?.profile.id);
+    expect(screen.queryByTestId('wizard')).toBeNull();
+    expect(screen.getByTestId('calls-list')).toBeTruthy();
+  });
+
+  it('controls act as the operator on their own call; unsupported ones are disabled with the reason', async () => {
+    const talking = answered(makeCall({ id: 'c1', startedAt: NOW - 20_000, operator: '101', rang: ['101'] }), NOW - 10_000);
+    const backend = new MemoryBackend([talking], undefined, {
+      capabilities: {
+        originate: true,
+        hangup: true,
+        blindTransfer: true,
+        attendedTransfer: false,
+        hold: false,
+        record: true,
+        monitor: false,
+        queuePause: false,
+      },
+    });
+    setup(backend);
+    await settle();
+    expect(screen.getByTestId('active-call').dataset.callId).toBe('c1');
+    const hold = screen.getByTestId('ctl-hold') as HTMLButtonElement;
+    expect(hold.disabled).toBe(true);
+    expect(hold.title).toBe('Not available on this connection');
+    await fireEvent.click(screen.getByTestId('ctl-record'));
+    await fireEvent.input(screen.getByTestId('ctl-transfer-to'), { target: { value: '102' } });
+    await fireEvent.click(screen.getByTestId('ctl-transfer'));
+    await settle();
+    // Attended transfer is not supported here: ticking it disables the button.
+    await fireEvent.click(screen.getByTestId('ctl-attended'));
+    await settle();
+    expect((screen.getByTestId('ctl-transfer') as HTMLButtonElement).disabled).toBe(true);
+    await fireEvent.click(screen.getByTestId('ctl-hangup'));
+    await settle();
+    expect(backend.controls).toEqual([
+      { control: 'record', call: 'c1', action: 'start' },
+      { control: 'transfer', region: '', call: 'c1', operator: '101', to: '102', kind: 'blind' },
+      { control: 'hangup', call: 'c1', operator: '101' },
+    ]);
+    expect(screen.getByTestId('ctl-done').textContent).toBe('Call ended');
+  });
+
+  it('a refused control shows the backend message verbatim', async () => {
+    const backend = new MemoryBackend();
+    backend.failControls = new BackendError('refused', 'the PBX refused originate: Extension does not exist');
+    setup(backend);
+    await settle();
+    await fireEvent.input(screen.getByTestId('ctl-dial'), { target: { value: '+7 495 123-45-67' } });
+    await fireEvent.click(screen.getByTestId('ctl-call'));
+    await settle();
+    expect(screen.getByTestId('ctl-error').textContent).toBe('the PBX refused originate: Extension does not exist');
+  });
+
+  it('pops only calls ringing at the operator\'s extension, with company, queue and last calls', async () => {
+    const earlier = ended(makeCall({ id: 'old', startedAt: NOW - 86_400_000, from: party('+7 495 123-45-67') }), 'answered', NOW - 86_000_000);
+    const backend = new MemoryBackend([earlier]);
+    setup(backend);
+    await settle();
+    backend.emitCall(makeCall({ id: 'other', startedAt: NOW - 2000, operator: '102', rang: ['102'] }));
+    await settle();
+    expect(screen.queryByTestId('call-pop')).toBeNull();
+    backend.emitCall(
+      makeCall({ id: 'mine', startedAt: NOW - 1000, operator: '101', rang: ['101'], company: 'Horns and Hooves', queue: 'sales', from: party('+7 495 123-45-67', 'Ostap') }),
+    );
+    await settle();
+    expect(screen.getByTestId('call-pop').dataset.callId).toBe('mine');
+    expect(screen.getByTestId('call-pop-company').textContent).toBe('Horns and Hooves');
+    expect(screen.getByTestId('call-pop-queue').textContent).toBe('Queue sales');
+    expect(screen.getByTestId('call-pop-history').textContent).toContain('Answered');
+  });
+
+  it('supervisors get the live board: presence, current call, queues, today\'s figures, listen/whisper/barge', async () => {
+    const talking = answered(makeCall({ id: 't1', startedAt: NOW - 100_000, operator: '101', rang: ['101'], queue: 'sales' }), NOW - 90_000);
+    const waiting = makeCall({ id: 'w1', startedAt: NOW - 12_000, operator: null, rang: [], queue: 'sales' });
+    const done = ended(answered(makeCall({ id: 'd1', startedAt: NOW - 30_000, operator: '102', rang: ['102'] }), NOW - 29_000), 'answered', NOW - 9_000);
+    const backend = new MemoryBackend([talking, waiting, done], undefined, {
+      identity: { profile: 'hub', tenant: 'acme', login: 'sam', name: 'Sam', extension: '201', supervisor: true },
+      operators: [
+        { extension: '101', name: 'Ivan', login: 'ivan', role: 'operator' },
+        { extension: '102', name: 'Petr', login: 'petr', role: 'operator' },
+      ],
+      presence: [
+        { extension: '101', device: 'in_use', queue: null, paused: null, reason: null },
+        { extension: '102', device: 'idle', queue: null, paused: null, reason: null },
+        { extension: '102', device: null, queue: 'sales', paused: true, reason: 'lunch' },
+      ],
+    });
+    setup(backend);
+    await settle();
+    await settle();
+    const row = (ext: string) => screen.getAllByTestId('board-row').find((r) => r.dataset.extension === ext) as HTMLElement;
+    expect(row('101').textContent).toContain('Ivan');
+    expect(row('101').textContent).toContain('On a call');
+    expect(within(row('101')).getByTestId('board-call').textContent).toContain('Talking');
+    expect(row('102').textContent).toContain('sales (paused: lunch)');
+    expect(within(row('102')).getByTestId('board-figures').textContent).toBe('1 answered · 0 missed · AHT 0:20');
+    expect(screen.getByTestId('queue-sales').textContent).toContain('waiting: 1');
+    // 102 has no call: nothing to join.
+    expect((screen.getByTestId('monitor-listen-102') as HTMLButtonElement).disabled).toBe(true);
+    await fireEvent.click(screen.getByTestId('monitor-whisper-101'));
+    await settle();
+    expect(backend.controls).toEqual([{ control: 'monitor', call: 't1', operator: '101', supervisor: '201', mode: 'whisper' }]);
+    // The monitoring state is shown once the PBX reports it.
+    backend.emitCall({ ...talking, monitors: [{ by: '201', mode: 'whisper' }] });
+    await settle();
+    expect(screen.getByTestId('monitor-whisper-101').getAttribute('aria-pressed')).toBe('true');
+    expect(screen.getByTestId('monitor-listen-101').getAttribute('aria-pressed')).toBe('false');
+    // The calls list is one tab away.
+    await fireEvent.click(screen.getByTestId('tab-calls'));
+    expect(screen.getByTestId('calls-list')).toBeTruthy();
   });
 });

@@ -34,7 +34,13 @@ pub struct E2eConfig {
     pub tauri_driver: PathBuf,
     /// Build `ui/dist` first (`npm ci` when needed, `npm run build`); false when it is fresh.
     pub build_ui: bool,
+    /// Instead of the checks: demo calls every 250 ms for this long, then the pop latency.
+    pub pop_bench: Option<Duration>,
 }
+
+/// The demo's call interval in the end-to-end test and in the pop benchmark.
+const DEMO_EVERY_MS: u64 = 1500;
+const BENCH_EVERY_MS: u64 = 250;
 
 /// Builds the app and runs the test; on failure prints the tail of the driver/app log.
 pub fn run(config: &E2eConfig) -> Result<()> {
@@ -89,7 +95,13 @@ fn run_in_xvfb(config: &E2eConfig, app: &Path, out_dir: &Path, driver_log: &Path
             .env("XDG_CACHE_HOME", xdg_dir("cache")?)
             .env("CALLDESK_DATA_DIR", data_dir.path())
             .env("CALLDESK_REGION", REGION)
-            .env("CALLDESK_DEMO_EVERY_MS", "1500")
+            .env(
+                "CALLDESK_DEMO_EVERY_MS",
+                config
+                    .pop_bench
+                    .map_or(DEMO_EVERY_MS, |_| BENCH_EVERY_MS)
+                    .to_string(),
+            )
             .env("LANG", "C.UTF-8")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
@@ -126,7 +138,10 @@ fn run_in_xvfb(config: &E2eConfig, app: &Path, out_dir: &Path, driver_log: &Path
             Err(err) => return Err(err),
         }
     };
-    let result = check_demo(&session, started, out_dir, &display);
+    let result = match config.pop_bench {
+        Some(duration) => pop_bench(&session, duration),
+        None => check_demo(&session, started, out_dir, &display),
+    };
     if result.is_err() {
         let failure = out_dir.join("failure.png");
         if session
@@ -142,10 +157,76 @@ fn run_in_xvfb(config: &E2eConfig, app: &Path, out_dir: &Path, driver_log: &Path
     closed
 }
 
-/// The assertions, once the app is up.
-fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str) -> Result<()> {
-    let callers = demo_callers()?;
+/// A fresh data folder shows the first-run wizard; its default is the demo profile, which
+/// this saves. Returns the wizard's screenshot when `out_dir` is given.
+fn create_demo_profile(session: &Session, out_dir: Option<&Path>) -> Result<Option<PathBuf>> {
+    // Rendered text, not just the element: the screenshot must show the painted wizard.
+    poll(
+        "the first-run wizard's save button to read \"Save and connect\"",
+        || {
+            let Some(save) = session.find(r#"[data-testid="wizard-save"]"#)? else {
+                return Ok(None);
+            };
+            Ok(session
+                .text(&save)?
+                .contains("Save and connect")
+                .then_some(()))
+        },
+    )?;
+    let shot = match out_dir {
+        Some(dir) => {
+            let path = dir.join("wizard.png");
+            write(&path, &session.screenshot()?)?;
+            Some(path)
+        }
+        None => None,
+    };
+    let save = session
+        .find(r#"[data-testid="wizard-save"]"#)?
+        .context("the wizard has no save button ([data-testid=\"wizard-save\"])")?;
+    session.click(&save)?;
+    Ok(shot)
+}
 
+/// The pop latencies the app recorded (`pop_latency` command), as JSON.
+fn pop_latency(session: &Session) -> Result<serde_json::Value> {
+    let value = session.execute_async(
+        "const done = arguments[arguments.length - 1];\n\
+         window.__TAURI_INTERNALS__.invoke('pop_latency').then(done, (e) => done({ error: String(e && e.message || e) }));",
+        &[],
+    )?;
+    if let Some(err) = value.get("error") {
+        bail!("the pop_latency command failed: {err}");
+    }
+    Ok(value)
+}
+
+fn print_pop_latency(figures: &serde_json::Value) {
+    for key in ["count", "p50", "p90", "p99", "max"] {
+        let unit = if key == "count" { "" } else { "_ms" };
+        println!("pop_latency_{key}{unit}={}", figures[key]);
+    }
+}
+
+/// `cargo xtask pop-bench`: demo calls every 250 ms; every call ringing at the operator's
+/// extension pops; after `duration` the app's percentiles are printed.
+fn pop_bench(session: &Session, duration: Duration) -> Result<()> {
+    create_demo_profile(session, None)?;
+    wait_connected(session)?;
+    println!(
+        "measuring pops for {} s (demo call every {BENCH_EVERY_MS} ms)…",
+        duration.as_secs()
+    );
+    std::thread::sleep(duration);
+    let figures = pop_latency(session)?;
+    print_pop_latency(&figures);
+    if figures["count"].as_u64().unwrap_or(0) == 0 {
+        bail!("no pop was measured in {} s", duration.as_secs());
+    }
+    Ok(())
+}
+
+fn wait_connected(session: &Session) -> Result<()> {
     poll(
         "[data-testid=\"connection-status\"] to have data-state=\"connected\"",
         || {
@@ -155,7 +236,16 @@ fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str
             let state = session.attribute(&status, "data-state")?;
             Ok((state.as_deref() == Some("connected")).then_some(()))
         },
-    )?;
+    )
+}
+
+/// The assertions, once the app is up.
+fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str) -> Result<()> {
+    let callers = demo_callers()?;
+
+    let wizard = create_demo_profile(session, Some(out_dir))?
+        .context("the wizard screenshot was not taken")?;
+    wait_connected(session)?;
     println!(
         "connected to the demo PBX after {:.2} s",
         started.elapsed().as_secs_f64()
@@ -217,12 +307,19 @@ fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str
 
     let russian = switch_to_russian(session, out_dir)?;
 
+    // The pop of this call was measured: from the PBX event to the painted frame.
+    let figures = pop_latency(session)?;
+    if figures["count"].as_u64().unwrap_or(0) == 0 {
+        bail!("the app measured no pop latency although a pop was shown: {figures}");
+    }
+    print_pop_latency(&figures);
+
     println!(
         "session start -> call pop showing {expected} (demo call {call}): {:.2} s",
         to_pop.as_secs_f64()
     );
     println!("screenshots:");
-    for path in [&call_pop, &window, &screen, &russian] {
+    for path in [&wizard, &call_pop, &window, &screen, &russian] {
         println!("    {}", path.display());
     }
     Ok(())

@@ -39,6 +39,8 @@ commands:
   test   set up everything and run all checks and tests (what CI runs)
   e2e    build the UI and the app and run only the end-to-end test
          (needs the packages and tauri-driver that `cargo xtask test` sets up)
+  pop-bench [S]  the app under Xvfb with a demo call every 250 ms for S seconds (default 60),
+         then the pop latency (PBX event -> painted pop) percentiles
   demo   build and run the desktop app in demo mode
   pg     start a throwaway PostgreSQL and print its DATABASE_URL (Ctrl-C stops it)";
 
@@ -46,6 +48,17 @@ fn main() -> ExitCode {
     procs::install_interrupt_handler();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str);
+    if command == Some("pop-bench") {
+        let seconds = match args.get(1).map(|s| s.parse::<u64>()) {
+            None => 60,
+            Some(Ok(s)) if (5..=3600).contains(&s) => s,
+            Some(_) => {
+                eprintln!("xtask: pop-bench takes a number of seconds between 5 and 3600");
+                return ExitCode::from(2);
+            }
+        };
+        return steps::e2e_only(Some(std::time::Duration::from_secs(seconds)));
+    }
     if args.len() > 1 {
         eprintln!(
             "xtask: unexpected arguments: {}\n\n{USAGE}",
@@ -55,7 +68,7 @@ fn main() -> ExitCode {
     }
     let result = match command {
         Some("test") => return steps::test_all(),
-        Some("e2e") => return steps::e2e_only(),
+        Some("e2e") => return steps::e2e_only(None),
         Some("demo") => demo::run(),
         Some("pg") => pg::serve().map(|()| ExitCode::SUCCESS),
         Some("help" | "-h" | "--help") => {

@@ -122,6 +122,12 @@ impl Session {
             .map(drop)
     }
 
+    /// Runs `script` in the page as an async function body: its last argument is the callback
+    /// that returns a value (W3C "Execute Async Script").
+    pub fn execute_async(&self, script: &str, args: &[Value]) -> Result<Value> {
+        self.post("/execute/async", &json!({ "script": script, "args": args }))
+    }
+
     /// A PNG screenshot of the current window.
     pub fn screenshot(&self) -> Result<Vec<u8>> {
         let value = self.get("/screenshot")?;

@@ -59,6 +59,15 @@ impl CallBook {
         self.live.values()
     }
 
+    /// The live calls whose ids `listed` lacks (after a PBX resync: calls the PBX no longer has).
+    pub fn live_not_in(&self, listed: &[CallId]) -> Vec<CallId> {
+        self.live
+            .keys()
+            .filter(|id| !listed.contains(id))
+            .cloned()
+            .collect()
+    }
+
     pub fn get(&self, id: &CallId) -> Option<&Call> {
         self.live.get(id)
     }

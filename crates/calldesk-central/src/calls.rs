@@ -637,6 +637,7 @@ mod tests {
             operator: None,
             rang: vec![],
             on_hold: false,
+            monitoring: vec![],
             caller: caller.map(|id| CallerCard {
                 number: "+74951234567".into(),
                 contact: Some(CardRef {

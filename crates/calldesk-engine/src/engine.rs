@@ -10,27 +10,36 @@ use calldesk_ami::{
 };
 use calldesk_asterisk::actions::DialplanConfig;
 use calldesk_calls::{
-    CallBook, CallEvent, CallEventKind, CallId, Capabilities, Control, ControlError,
-    ControlOutcome, NumberPlan, Pbx, TenantId, Timestamp, UpdateKind,
+    CallBook, Capabilities, Control, ControlError, ControlOutcome, NumberPlan, PartyMemo, Pbx,
+    TenantId,
 };
 use calldesk_sim::ami::{AmiSimConfig, AmiSimulator, Schedule};
 use calldesk_store::LocalStore;
-use calldesk_wire::{CallView, ConnectionState, ConnectionStatus, ProfileKind};
+use calldesk_wire::{
+    CallView, ConnectionState, ConnectionStatus, Identity, PresenceView, ProfileKind,
+};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::EngineError;
+use crate::book::{BookInput, BookTask, Command};
+use crate::figures::OperatorFigures;
+use crate::hub::{FeedOutputs, HubClient, HubPbx, HubProfile, OperatorView};
+use crate::latency::{LatencySamples, PopLatency};
 
-/// How many ended calls a snapshot includes.
-const RECENT_CALLS: u32 = 200;
+/// How many calls with a number the pop's "last calls" shows.
+const CALLER_HISTORY: u32 = 5;
 /// Ping the PBX this often; a Ping unanswered within the same time means a dead session.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(15);
-/// A session must stay up this long before the backoff starts again from the minimum, so a PBX
-/// that accepts the login and drops us at once is not hammered.
-const STABLE_SESSION: Duration = Duration::from_secs(30);
+/// Reconnect delays of every profile: from 0.5 s doubling to 15 s, with jitter; a session must
+/// stay up 30 s before the delay starts again from the minimum, so a server that accepts us
+/// and drops us at once is not hammered.
+const BACKOFF: BackoffConfig = BackoffConfig {
+    min: Duration::from_millis(500),
+    max: Duration::from_secs(15),
+    stable: Duration::from_secs(30),
+};
 /// How long shutdown waits for the tasks to finish their last writes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -44,6 +53,18 @@ pub enum ProfileConfig {
         addr: String,
         credentials: AmiCredentials,
     },
+    /// The calldesk hub: its `/ws` feed and REST controls.
+    Hub(HubProfile),
+}
+
+/// The operator at this desk in the Direct and Demo profiles (the Hub profile learns it from
+/// the hub's login).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seat {
+    /// The operator's extension: calls ringing here pop; controls act as it.
+    pub extension: Option<String>,
+    /// Shows the supervisor view (live board, listen / whisper / barge).
+    pub supervisor: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +76,8 @@ pub struct EngineConfig {
     pub region: String,
     /// How call controls map onto the PBX's dialplan (contexts, hold helper, recordings).
     pub dialplan: DialplanConfig,
+    /// Who sits here (Direct, Demo).
+    pub seat: Seat,
 }
 
 /// What the engine tells the shell.
@@ -63,27 +86,58 @@ pub enum EngineEvent {
     /// Boxed: a broadcast slot is as large as the largest variant.
     CallUpdated(Box<CallView>),
     ConnectionChanged(ConnectionStatus),
+    /// An operator's phone or queue membership changed (the entry as now known).
+    Presence(PresenceView),
+    /// Who the app acts as changed (the Hub profile's login).
+    IdentityChanged(Identity),
 }
 
-enum Command {
-    Snapshot(oneshot::Sender<Vec<CallView>>),
+/// Reports the connection state: the handle reads the latest, and the shell gets every
+/// transition as an event (a watch alone would fold a quick Reconnecting → Connecting).
+#[derive(Debug)]
+pub(crate) struct StatusReporter {
+    status: watch::Sender<ConnectionStatus>,
+    events: broadcast::Sender<EngineEvent>,
+}
+
+impl StatusReporter {
+    pub(crate) fn set(&self, state: ConnectionState, detail: Option<String>) {
+        let mut next = None;
+        self.status.send_if_modified(|now| {
+            if now.state == state && now.detail == detail {
+                return false;
+            }
+            now.state = state;
+            now.detail = detail;
+            next = Some(now.clone());
+            true
+        });
+        if let Some(next) = next {
+            let _ = self.events.send(EngineEvent::ConnectionChanged(next));
+        }
+    }
+}
+
+/// The PBX behind the call controls.
+#[derive(Debug, Clone)]
+enum Backend {
+    Ami(Box<AmiPbx<AsteriskTracker>>),
+    Hub(HubPbx),
 }
 
 /// The shell's handle on a running engine.
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
-    pbx: AmiPbx<AsteriskTracker>,
+    backend: Backend,
+    store: LocalStore,
+    plan: NumberPlan,
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<EngineEvent>,
     status: watch::Receiver<ConnectionStatus>,
+    identity: watch::Receiver<Identity>,
     shutdown: watch::Sender<bool>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Command::Snapshot")
-    }
+    pops: Arc<LatencySamples>,
 }
 
 /// Starts engines.
@@ -103,20 +157,57 @@ impl Engine {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (events, _) = broadcast::channel(1024);
         let (commands, commands_rx) = mpsc::channel(64);
-        let (call_events, call_events_rx) = mpsc::channel(4096);
+        let (book_tx, book_rx) = mpsc::channel(4096);
+        let kind = match &config.profile {
+            ProfileConfig::Demo { .. } => ProfileKind::Demo,
+            ProfileConfig::Direct { .. } => ProfileKind::Direct,
+            ProfileConfig::Hub(_) => ProfileKind::Hub,
+        };
+        let (identity_tx, identity) = watch::channel(Identity {
+            profile: kind,
+            tenant: None,
+            login: None,
+            name: None,
+            extension: config.seat.extension.clone(),
+            supervisor: config.seat.supervisor,
+        });
+        let (status_tx, status) = watch::channel(ConnectionStatus {
+            state: ConnectionState::Connecting,
+            profile: kind,
+            detail: None,
+        });
 
         // Built before anything is spawned, so a failure leaves nothing running.
-        let book = BookTask {
-            book: CallBook::new(TenantId::local()),
-            store,
+        let book = BookTask::new(
+            CallBook::new(TenantId::local()),
+            store.clone(),
+            events.clone(),
+        );
+        let mut tasks = Vec::new();
+        let reporter = StatusReporter {
+            status: status_tx,
             events: events.clone(),
         };
-        let mut tasks = Vec::new();
-        let mut dialplan = config.dialplan;
-        let (kind, addr, credentials) = match config.profile {
+        let backend = match config.profile {
+            ProfileConfig::Hub(profile) => {
+                let client = HubClient::new(profile, identity_tx)?;
+                let feed = crate::hub::run_feed(
+                    client.clone(),
+                    plan.clone(),
+                    FeedOutputs {
+                        book: book_tx,
+                        status: reporter,
+                    },
+                    BACKOFF,
+                    shutdown_rx.clone(),
+                );
+                tasks.push(tokio::spawn(feed));
+                Backend::Hub(HubPbx::new(client))
+            }
             ProfileConfig::Demo { every } => {
                 // The built-in PBX is the lab's Asterisk: chan_sip phones, external numbers
                 // dialled with the `00` international prefix.
+                let mut dialplan = config.dialplan;
                 dialplan.tech = calldesk_asterisk::actions::ChannelTech::Sip;
                 dialplan.international_prefix = Some("00".to_owned());
                 let sim_config = AmiSimConfig {
@@ -137,58 +228,89 @@ impl Engine {
                         tracing::error!(error = %e, "demo PBX stopped");
                     }
                 }));
-                (ProfileKind::Demo, addr, credentials)
+                let ami = AmiParts {
+                    addr,
+                    credentials,
+                    dialplan,
+                    plan: plan.clone(),
+                };
+                ami.start(book_tx, reporter, &shutdown_rx, &mut tasks)
             }
-            ProfileConfig::Direct { addr, credentials } => (ProfileKind::Direct, addr, credentials),
+            ProfileConfig::Direct { addr, credentials } => {
+                let ami = AmiParts {
+                    addr,
+                    credentials,
+                    dialplan: config.dialplan,
+                    plan: plan.clone(),
+                };
+                ami.start(book_tx, reporter, &shutdown_rx, &mut tasks)
+            }
         };
-        let initial = ConnectionStatus {
-            state: ConnectionState::Connecting,
-            profile: kind,
-            detail: Some(addr.clone()),
-        };
-        let (status_tx, status) = watch::channel(initial);
+        tasks.push(tokio::spawn(book.run(
+            book_rx,
+            commands_rx,
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(relay_identity(
+            identity.clone(),
+            events.clone(),
+            shutdown_rx,
+        )));
+        Ok(EngineHandle {
+            backend,
+            store,
+            plan,
+            commands,
+            events,
+            status,
+            identity,
+            shutdown,
+            tasks: Arc::new(Mutex::new(tasks)),
+            pops: Arc::default(),
+        })
+    }
+}
 
-        let mut client_config = AmiClientConfig::new(addr.clone(), credentials);
+/// The app's own AMI session (Direct, Demo).
+struct AmiParts {
+    addr: String,
+    credentials: AmiCredentials,
+    dialplan: DialplanConfig,
+    plan: NumberPlan,
+}
+
+impl AmiParts {
+    fn start(
+        self,
+        book: mpsc::Sender<BookInput>,
+        status: StatusReporter,
+        shutdown: &watch::Receiver<bool>,
+        tasks: &mut Vec<JoinHandle<()>>,
+    ) -> Backend {
+        status
+            .status
+            .send_modify(|s| s.detail = Some(self.addr.clone()));
+        let mut client_config = AmiClientConfig::new(self.addr.clone(), self.credentials);
         client_config.connect_timeout = CONNECT_TIMEOUT;
         client_config.ping_interval = KEEPALIVE;
         client_config.ping_timeout = KEEPALIVE;
-        client_config.backoff = BackoffConfig {
-            min: BACKOFF_MIN,
-            max: BACKOFF_MAX,
-            stable: STABLE_SESSION,
-        };
+        client_config.backoff = BACKOFF;
         let (client, client_events) =
-            AmiClient::start(client_config, wait_for_shutdown(shutdown_rx.clone()));
-        let tracker = Arc::new(RwLock::new(AsteriskTracker::new(plan.clone())));
-        let pbx = AmiPbx::new(client.clone(), tracker.clone(), dialplan);
+            AmiClient::start(client_config, wait_for_shutdown(shutdown.clone()));
+        let tracker = Arc::new(RwLock::new(AsteriskTracker::new(self.plan)));
+        let pbx = AmiPbx::new(client.clone(), tracker.clone(), self.dialplan);
         let (session_tx, session_rx) = mpsc::channel(4096);
         tasks.push(tokio::spawn(run_session(
             client,
             tracker,
             client_events,
             session_tx,
-            addr.clone(),
+            self.addr.clone(),
         )));
         tasks.push(tokio::spawn(forward_session(
-            session_rx,
-            call_events,
-            status_tx,
-            events.clone(),
-            addr,
+            session_rx, book, status, self.addr,
         )));
-        tasks.push(tokio::spawn(book.run(
-            call_events_rx,
-            commands_rx,
-            shutdown_rx,
-        )));
-        Ok(EngineHandle {
-            pbx,
-            commands,
-            events,
-            status,
-            shutdown,
-            tasks: Arc::new(Mutex::new(tasks)),
-        })
+        Backend::Ami(Box::new(pbx))
     }
 }
 
@@ -198,23 +320,100 @@ async fn wait_for_shutdown(mut rx: watch::Receiver<bool>) {
 
 /// Resolves once shutdown is asked for (or the handle is gone). Holds no borrow of the value
 /// across later awaits, so it can sit in a `select!` of a `Send` task.
-async fn stopped(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
 impl EngineHandle {
     /// Live calls (newest first) followed by recent ended calls from the history.
     pub async fn calls_snapshot(&self) -> Result<Vec<CallView>, EngineError> {
+        self.ask(Command::Snapshot).await
+    }
+
+    /// The presence board: every operator's phone and queue memberships as last reported.
+    pub async fn presence(&self) -> Result<Vec<PresenceView>, EngineError> {
+        self.ask(Command::Presence).await
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, EngineError> {
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(Command::Snapshot(tx))
+            .send(command(tx))
             .await
             .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)
     }
 
+    /// The latest calls with `number` (the pop's "last calls"): from the hub, which has every
+    /// operator's, else from the local history.
+    pub async fn caller_history(&self, number: &str) -> Result<Vec<CallView>, EngineError> {
+        let party = self.plan.party(number);
+        let Some(e164) = party.number.as_ref().map(|n| n.e164().to_owned()) else {
+            return Ok(Vec::new());
+        };
+        match &self.backend {
+            Backend::Hub(pbx) => {
+                let mut parties = PartyMemo::new(self.plan.clone(), 64);
+                pbx.client()
+                    .history(&e164, CALLER_HISTORY, &mut parties)
+                    .await
+                    .map_err(|e| EngineError::Hub(e.to_string()))
+            }
+            Backend::Ami(_) => Ok(self.store.calls_with(&e164, CALLER_HISTORY).await?),
+        }
+    }
+
+    /// The UI painted a pop `ms` after the PBX event that made the call ring here.
+    pub fn record_pop_latency(&self, ms: u32) {
+        self.pops.record(ms);
+        tracing::debug!(ms, "pop painted");
+    }
+
+    /// Percentiles of the pop latencies recorded so far.
+    pub fn pop_latency(&self) -> PopLatency {
+        self.pops.summary()
+    }
+
+    /// Figures per operator for the calls since `since` (unix ms; the start of today): from the
+    /// hub (every call of the tenant a supervisor may see), else from the local history.
+    pub async fn figures_since(&self, since: i64) -> Result<Vec<OperatorFigures>, EngineError> {
+        let calls = match &self.backend {
+            Backend::Hub(pbx) => {
+                let mut parties = PartyMemo::new(self.plan.clone(), 4096);
+                let since = calldesk_calls::Timestamp::from_unix_millis(since).rfc3339();
+                pbx.client()
+                    .calls_since(&since, &mut parties)
+                    .await
+                    .map_err(|e| EngineError::Hub(e.to_string()))?
+            }
+            Backend::Ami(_) => self.store.calls_since(since, 100_000).await?,
+        };
+        Ok(crate::figures(&calls))
+    }
+
+    /// The operators of the tenant (Hub profile; the other profiles know extensions only from
+    /// presence, and answer an empty list).
+    pub async fn operators(&self) -> Result<Vec<OperatorView>, EngineError> {
+        match &self.backend {
+            Backend::Hub(pbx) => pbx
+                .client()
+                .operators()
+                .await
+                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Ami(_) => Ok(Vec::new()),
+        }
+    }
+
     pub fn connection_status(&self) -> ConnectionStatus {
         self.status.borrow().clone()
+    }
+
+    /// Who the app acts as (for the Hub profile, known after the first login).
+    pub fn identity(&self) -> Identity {
+        self.identity.borrow().clone()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
@@ -223,7 +422,10 @@ impl EngineHandle {
 
     /// What the PBX connection can do (the UI disables the rest).
     pub fn capabilities(&self) -> Capabilities {
-        self.pbx.capabilities()
+        match &self.backend {
+            Backend::Ami(pbx) => pbx.capabilities(),
+            Backend::Hub(pbx) => pbx.capabilities(),
+        }
     }
 
     /// Carries out a call control (click-to-call, transfer, hold, record, monitor, …).
@@ -231,7 +433,10 @@ impl EngineHandle {
     /// whether the command may have taken effect.
     pub async fn execute(&self, control: Control) -> Result<ControlOutcome, ControlError> {
         let name = control.name();
-        let result = self.pbx.execute(control).await;
+        let result = match &self.backend {
+            Backend::Ami(pbx) => pbx.execute(control).await,
+            Backend::Hub(pbx) => pbx.execute(control).await,
+        };
         if let Err(e) = &result {
             tracing::warn!(control = name, code = e.code(), error = %e, "call control refused");
         }
@@ -250,6 +455,28 @@ impl EngineHandle {
     }
 }
 
+/// Tells the shell who the app acts as when that changes (the Hub profile's login; the other
+/// profiles drop the sender at once).
+async fn relay_identity(
+    mut identity: watch::Receiver<Identity>,
+    events: broadcast::Sender<EngineEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    identity.mark_unchanged();
+    loop {
+        tokio::select! {
+            changed = identity.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = identity.borrow_and_update().clone();
+                let _ = events.send(EngineEvent::IdentityChanged(now));
+            }
+            () = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
 async fn join_tasks(tasks: Vec<JoinHandle<()>>) {
     for task in tasks {
         if let Err(e) = task.await {
@@ -258,124 +485,25 @@ async fn join_tasks(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
-/// Reports the AMI session's connection state (status bar) and forwards its call events to
-/// the book; presence reaches the UI with the supervisor board (desktop issue).
+/// Reports the AMI session's connection state (status bar) and forwards its call and presence
+/// events to the book.
 async fn forward_session(
     mut from_session: mpsc::Receiver<SessionOutput>,
-    to_book: mpsc::Sender<SessionOutput>,
-    status: watch::Sender<ConnectionStatus>,
-    events: broadcast::Sender<EngineEvent>,
+    to_book: mpsc::Sender<BookInput>,
+    status: StatusReporter,
     addr: String,
 ) {
     while let Some(message) = from_session.recv().await {
         match message {
             SessionOutput::State(state) => {
                 let (state, detail) = connection_view(&state, &addr);
-                let next = ConnectionStatus {
-                    state,
-                    profile: status.borrow().profile,
-                    detail,
-                };
-                if *status.borrow() != next {
-                    status.send_replace(next.clone());
-                    let _ = events.send(EngineEvent::ConnectionChanged(next));
-                }
+                status.set(state, detail);
             }
-            SessionOutput::Presence(_) => {}
             other => {
-                if to_book.send(other).await.is_err() {
+                if to_book.send(BookInput::Session(other)).await.is_err() {
                     return;
                 }
             }
         }
-    }
-}
-
-/// Owns the live calls and the history.
-struct BookTask {
-    book: CallBook,
-    store: LocalStore,
-    events: broadcast::Sender<EngineEvent>,
-}
-
-impl BookTask {
-    async fn run(
-        mut self,
-        mut from_session: mpsc::Receiver<SessionOutput>,
-        mut commands: mpsc::Receiver<Command>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        loop {
-            tokio::select! {
-                // Session news first: a snapshot then reflects everything the session reported
-                // before it was asked for (e.g. stale calls closed on a new login).
-                biased;
-                Some(message) = from_session.recv() => match message {
-                    SessionOutput::Call(event) => self.apply(event).await,
-                    SessionOutput::Resynced { live, at } => self.end_calls_not_in(&live, at).await,
-                    SessionOutput::Presence(_) | SessionOutput::State(_) => {}
-                },
-                Some(command) = commands.recv() => match command {
-                    Command::Snapshot(reply) => {
-                        let _ = reply.send(self.snapshot().await);
-                    }
-                },
-                _ = stopped(&mut shutdown) => break,
-                else => break,
-            }
-        }
-        self.store.close().await;
-    }
-
-    async fn apply(&mut self, event: CallEvent) {
-        match self.book.apply(&event) {
-            Ok(Some(update)) => {
-                let _ = self
-                    .events
-                    .send(EngineEvent::CallUpdated(Box::new(CallView::from(
-                        &update.call,
-                    ))));
-                if update.kind == UpdateKind::Ended
-                    && let Err(e) = self.store.save_ended_call(&update.call).await
-                {
-                    tracing::error!(call = %update.call.id, error = %e, "could not store a finished call");
-                }
-            }
-            Ok(None) => {}
-            Err(anomaly) => tracing::debug!(%anomaly, "call event ignored"),
-        }
-    }
-
-    /// Ends every live call the PBX no longer has (after a resync).
-    async fn end_calls_not_in(&mut self, live: &[CallId], at: Timestamp) {
-        let stale: Vec<CallId> = self
-            .book
-            .live()
-            .map(|c| c.id.clone())
-            .filter(|id| !live.contains(id))
-            .collect();
-        if !stale.is_empty() {
-            tracing::warn!(
-                calls = stale.len(),
-                "closing calls the PBX no longer lists after a resync"
-            );
-        }
-        for call in stale {
-            let kind = CallEventKind::Ended {
-                cause: None,
-                status: None,
-            };
-            self.apply(CallEvent { call, at, kind }).await;
-        }
-    }
-
-    async fn snapshot(&self) -> Vec<CallView> {
-        let mut live: Vec<CallView> = self.book.live().map(CallView::from).collect();
-        live.sort_by_key(|c| std::cmp::Reverse(c.started_at));
-        match self.store.recent_calls(RECENT_CALLS).await {
-            Ok(recent) => live.extend(recent),
-            Err(e) => tracing::error!(error = %e, "could not read the call history"),
-        }
-        live
     }
 }

@@ -19,6 +19,11 @@ pub enum EngineError {
     Region(#[from] calldesk_calls::PhoneError),
     #[error("the engine has stopped")]
     Stopped,
+    /// The profile cannot be used as it is (a bad hub address, no root certificates).
+    #[error("{0}")]
+    Profile(String),
+    #[error("{0}")]
+    Hub(String),
 }
 
 impl EngineError {
@@ -29,6 +34,8 @@ impl EngineError {
             Self::Simulator(_) => "simulator_failed",
             Self::Region(_) => "bad_region",
             Self::Stopped => "engine_stopped",
+            Self::Profile(_) => "bad_profile",
+            Self::Hub(_) => "hub_unavailable",
         }
     }
 }

@@ -21,9 +21,20 @@
 //! Tested end to end in `tests/engine.rs`: Demo profile, simulator on a real socket, a temp
 //! SQLite file.
 
+mod book;
 mod engine;
 mod error;
+mod figures;
+mod hub;
+mod latency;
+mod profiles;
 
+pub use calldesk_ami::AmiCredentials;
 pub use calldesk_asterisk::actions::DialplanConfig;
-pub use engine::{Engine, EngineConfig, EngineEvent, EngineHandle, ProfileConfig};
+pub use calldesk_secrets::{KeyringStore, MemoryStore, Secret, SecretStore, StoreError};
+pub use engine::{Engine, EngineConfig, EngineEvent, EngineHandle, ProfileConfig, Seat};
 pub use error::EngineError;
+pub use figures::{OperatorFigures, figures};
+pub use hub::{HubProfile, OperatorView};
+pub use latency::PopLatency;
+pub use profiles::{HUB_SERVICE, Profile, ProfileError, ProfileList, ProfileSettings, Profiles};

@@ -27,6 +27,7 @@ async fn start_direct(
         data_dir: dir.to_owned(),
         region: "RU".into(),
         dialplan: calldesk_engine::DialplanConfig::default(),
+        seat: calldesk_engine::Seat::default(),
     })
     .await
     .unwrap()
@@ -48,6 +49,7 @@ async fn demo_calls_pop_end_and_land_in_history() {
         data_dir: dir.clone(),
         region: "RU".into(),
         dialplan: calldesk_engine::DialplanConfig::default(),
+        seat: calldesk_engine::Seat::default(),
     })
     .await
     .unwrap();
@@ -77,6 +79,7 @@ async fn demo_calls_pop_end_and_land_in_history() {
                         ended.push(*call);
                     }
                 }
+                EngineEvent::Presence(_) | EngineEvent::IdentityChanged(_) => {}
             }
         }
     })

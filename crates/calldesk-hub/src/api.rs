@@ -10,10 +10,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use calldesk_calls::{
-    CallId, Control, ControlError, ControlOutcome, Destination, Extension, MonitorMode, NumberPlan,
-    RecordAction, TenantId, TransferKind,
-};
+use calldesk_calls::{NumberPlan, TenantId};
 use calldesk_central::{CallFilter, CentralError, CompanyInput, ContactInput, Role};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
@@ -736,192 +733,7 @@ async fn dir_delete<K: Directory>(
 
 // ---- call controls ----
 
-/// A call control as it travels (also between replicas): values still unvalidated text; the
-/// holder validates them with the tenant's number plan.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "control", rename_all = "snake_case")]
-pub enum ControlSpec {
-    Originate {
-        region: String,
-        operator: String,
-        to: String,
-    },
-    Hangup {
-        call: String,
-        operator: Option<String>,
-    },
-    Transfer {
-        region: String,
-        call: String,
-        operator: String,
-        to: String,
-        kind: String,
-    },
-    Hold {
-        call: String,
-        operator: String,
-        on: bool,
-    },
-    Record {
-        call: String,
-        action: String,
-    },
-    Monitor {
-        call: String,
-        operator: String,
-        supervisor: String,
-        mode: String,
-    },
-    QueuePause {
-        operator: String,
-        queue: Option<String>,
-        paused: bool,
-        reason: Option<String>,
-    },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ControlReply {
-    pub ok: bool,
-    pub call: Option<String>,
-    pub code: Option<String>,
-    pub message: Option<String>,
-}
-
-fn ext(v: &str, what: &str) -> Result<Extension, ControlError> {
-    if v.is_empty()
-        || v.len() > 32
-        || !v
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(ControlError::Invalid(format!(
-            "{what} {v:?} is not an extension"
-        )));
-    }
-    Extension::new(v).map_err(|e| ControlError::Invalid(format!("{what} {v:?}: {e}")))
-}
-
-fn call_id(v: &str) -> Result<CallId, ControlError> {
-    CallId::new(v).map_err(|e| ControlError::Invalid(format!("call {v:?}: {e}")))
-}
-
-fn destination(region: &str, to: &str) -> Result<Destination, ControlError> {
-    if !to.is_empty() && to.len() <= 6 && to.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(Destination::Extension(ext(to, "destination")?));
-    }
-    let plan = NumberPlan::new(region).map_err(|e| ControlError::Invalid(e.to_string()))?;
-    plan.parse(to).map(Destination::Number).map_err(|e| {
-        ControlError::Invalid(format!(
-            "{to:?} is neither an extension nor a phone number: {e}"
-        ))
-    })
-}
-
-impl ControlSpec {
-    pub fn to_control(&self) -> Result<Control, ControlError> {
-        Ok(match self {
-            Self::Originate {
-                region,
-                operator,
-                to,
-            } => Control::Originate {
-                operator: ext(operator, "operator")?,
-                to: destination(region, to)?,
-            },
-            Self::Hangup { call, operator } => Control::Hangup {
-                call: call_id(call)?,
-                operator: operator
-                    .as_deref()
-                    .map(|o| ext(o, "operator"))
-                    .transpose()?,
-            },
-            Self::Transfer {
-                region,
-                call,
-                operator,
-                to,
-                kind,
-            } => Control::Transfer {
-                call: call_id(call)?,
-                operator: ext(operator, "operator")?,
-                to: destination(region, to)?,
-                kind: match kind.as_str() {
-                    "blind" => TransferKind::Blind,
-                    "attended" => TransferKind::Attended,
-                    k => {
-                        return Err(ControlError::Invalid(format!(
-                            "transfer kind {k:?}: expected blind or attended"
-                        )));
-                    }
-                },
-            },
-            Self::Hold { call, operator, on } => Control::Hold {
-                call: call_id(call)?,
-                operator: ext(operator, "operator")?,
-                on: *on,
-            },
-            Self::Record { call, action } => Control::Record {
-                call: call_id(call)?,
-                action: match action.as_str() {
-                    "start" => RecordAction::Start,
-                    "stop" => RecordAction::Stop,
-                    "mute" => RecordAction::Mute,
-                    "unmute" => RecordAction::Unmute,
-                    a => {
-                        return Err(ControlError::Invalid(format!(
-                            "record action {a:?}: expected start, stop, mute or unmute"
-                        )));
-                    }
-                },
-            },
-            Self::Monitor {
-                call,
-                operator,
-                supervisor,
-                mode,
-            } => Control::Monitor {
-                call: call_id(call)?,
-                operator: ext(operator, "operator")?,
-                supervisor: ext(supervisor, "supervisor")?,
-                mode: match mode.as_str() {
-                    "listen" => MonitorMode::Listen,
-                    "whisper" => MonitorMode::Whisper,
-                    "barge" => MonitorMode::Barge,
-                    m => {
-                        return Err(ControlError::Invalid(format!(
-                            "monitor mode {m:?}: expected listen, whisper or barge"
-                        )));
-                    }
-                },
-            },
-            Self::QueuePause {
-                operator,
-                queue,
-                paused,
-                reason,
-            } => {
-                if reason
-                    .as_deref()
-                    .is_some_and(|r| r.len() > 128 || r.chars().any(char::is_control))
-                    || queue
-                        .as_deref()
-                        .is_some_and(|q| q.len() > 64 || q.chars().any(char::is_control))
-                {
-                    return Err(ControlError::Invalid(
-                        "queue and reason must be short single-line text".to_owned(),
-                    ));
-                }
-                Control::QueuePause {
-                    operator: ext(operator, "operator")?,
-                    queue: queue.clone(),
-                    paused: *paused,
-                    reason: reason.clone(),
-                }
-            }
-        })
-    }
-}
+pub use calldesk_wire::{ControlReply, ControlSpec};
 
 /// Runs a control on this replica's PBX handle.
 pub async fn run_control(pbx: &TenantPbx, spec: ControlSpec) -> ControlReply {
@@ -929,26 +741,7 @@ pub async fn run_control(pbx: &TenantPbx, spec: ControlSpec) -> ControlReply {
         Ok(control) => pbx.execute(control).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(ControlOutcome::Done) => ControlReply {
-            ok: true,
-            call: None,
-            code: None,
-            message: None,
-        },
-        Ok(ControlOutcome::Originated { call }) => ControlReply {
-            ok: true,
-            call: call.map(|c| c.to_string()),
-            code: None,
-            message: None,
-        },
-        Err(e) => ControlReply {
-            ok: false,
-            call: None,
-            code: Some(e.code().to_owned()),
-            message: Some(e.to_string()),
-        },
-    }
+    ControlReply::from_result(result)
 }
 
 /// Runs a control for `tenant`: here when this replica holds its PBX, else on the holder.
@@ -1319,7 +1112,9 @@ async fn machine_monitor(State(hub): State<Hub>, Query(q): Query<MonitorQuery>) 
             );
         }
     };
-    if ext(&target, "target").is_err() || ext(&from, "monitor_from").is_err() {
+    if calldesk_wire::extension(&target, "target").is_err()
+        || calldesk_wire::extension(&from, "monitor_from").is_err()
+    {
         return detail(
             StatusCode::BAD_REQUEST,
             "target and monitor_from must be extensions",

@@ -29,24 +29,7 @@ pub enum ConfigError {
 }
 
 /// A secret string: compared and used, never printed.
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use calldesk_secrets::Secret;
 
 /// Where per-tenant secrets (AMI secrets, Mango salts) are read: the process environment, with
 /// optional overrides (tests, embedding).

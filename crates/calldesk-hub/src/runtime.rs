@@ -472,12 +472,7 @@ impl Runtime {
                     self.resynced_once = true;
                     self.close_orphans(&live, at).await;
                 }
-                let stale: Vec<CallId> = self
-                    .book
-                    .live()
-                    .map(|c| c.id.clone())
-                    .filter(|id| !live.contains(id))
-                    .collect();
+                let stale = self.book.live_not_in(&live);
                 for call in stale {
                     self.events.push(CallEvent {
                         call,

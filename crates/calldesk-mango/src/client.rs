@@ -20,7 +20,7 @@ use reqwest::{Response, StatusCode, Url};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::config::is_loopback;
-use crate::{MangoConfig, MangoError, tls};
+use crate::{MangoConfig, MangoError};
 
 /// How long Mango locks the key after a 401 when it does not say (D26 §1.4.1: 2 minutes).
 pub const LOCKOUT: Duration = Duration::from_secs(120);
@@ -169,10 +169,12 @@ impl MangoClient {
                 "the Mango API base is plain http: requests travel unencrypted"
             );
         }
-        let tls = tls::client_config(
+        let tls = calldesk_tls::client_config(
             config.extra_root_certs_pem.as_deref(),
             base_url.scheme() == "https",
-        )?;
+            &calldesk_tls::HTTP_ALPN,
+        )
+        .map_err(|e| MangoError::Config(e.to_string()))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())

@@ -18,14 +18,13 @@
 //!   queries or a request that provably never left: a command is never sent twice.
 //! - Requests wait (never fail) for their rate class's spacing; one limiter per class per
 //!   client, i.e. per product.
-//! - TLS is rustls with the ring provider given explicitly; system roots plus optional PEM
+//! - TLS is `calldesk-tls` (rustls, the ring provider given explicitly); system roots plus optional PEM
 //!   roots. The salt and the signatures are never logged.
 
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod pbx;
-mod tls;
 
 pub use calldesk_mango_proto::command::{StatsParty, TransferMethod, User};
 pub use calldesk_mango_proto::stats::StatsRow;

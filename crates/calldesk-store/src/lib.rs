@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use calldesk_calls::{Call, CallStatus, Direction};
+use calldesk_calls::{CallStatus, Direction};
 use calldesk_wire::{CallStateView, CallView, PartyView};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, sqlite::SqliteRow};
@@ -60,20 +60,22 @@ impl LocalStore {
         Ok(Self { pool })
     }
 
-    /// Stores an ended call; storing the same call again replaces it (idempotent).
-    pub async fn save_ended_call(&self, call: &Call) -> Result<(), StoreError> {
-        let (Some(status), Some(ended_at)) = (call.status, call.ended_at) else {
-            return Err(StoreError::NotEnded(call.id.to_string()));
+    /// Stores an ended call (as the UI saw it); storing the same call again replaces it
+    /// (idempotent).
+    pub async fn save_ended(&self, view: &CallView) -> Result<(), StoreError> {
+        let (Some(status), Some(ended_at), CallStateView::Ended) =
+            (view.status, view.ended_at, view.state)
+        else {
+            return Err(StoreError::NotEnded(view.id.clone()));
         };
-        let view = CallView::from(call);
         sqlx::query(
             "INSERT OR REPLACE INTO calls (id, direction, from_raw, from_e164, from_display, from_name,
                 to_raw, to_e164, to_display, status, operator, started_at, answered_at, ended_at,
-                ring_seconds, talk_seconds, hangup_cause)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ring_seconds, talk_seconds, hangup_cause, company, queue, rang)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&view.id)
-        .bind(call.direction.as_str())
+        .bind(view.direction.as_str())
         .bind(&view.from.raw)
         .bind(&view.from.e164)
         .bind(&view.from.display)
@@ -85,13 +87,39 @@ impl LocalStore {
         .bind(&view.operator)
         .bind(view.started_at)
         .bind(view.answered_at)
-        .bind(ended_at.unix_millis())
+        .bind(ended_at)
         .bind(view.ring_seconds)
         .bind(view.talk_seconds)
         .bind(&view.hangup_cause)
+        .bind(&view.company)
+        .bind(&view.queue)
+        .bind(view.rang.join(" "))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The calls that ended at or after `since` (unix ms), newest first, at most `limit`.
+    pub async fn calls_since(&self, since: i64, limit: u32) -> Result<Vec<CallView>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM calls WHERE ended_at >= ? ORDER BY ended_at DESC LIMIT ?")
+                .bind(since)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(row_to_view).collect()
+    }
+
+    /// The ended calls with `e164` as the other party, newest first (the pop's "last calls").
+    pub async fn calls_with(&self, e164: &str, limit: u32) -> Result<Vec<CallView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM calls WHERE from_e164 = ?1 OR to_e164 = ?1 ORDER BY ended_at DESC LIMIT ?2",
+        )
+        .bind(e164)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_view).collect()
     }
 
     /// The `limit` most recently ended calls, newest first.
@@ -143,6 +171,16 @@ fn row_to_view(row: &SqliteRow) -> Result<CallView, StoreError> {
         ring_seconds: row.try_get("ring_seconds")?,
         talk_seconds: row.try_get("talk_seconds")?,
         hangup_cause: row.try_get("hangup_cause")?,
+        company: row.try_get("company")?,
+        queue: row.try_get("queue")?,
+        on_hold: false,
+        rang: row
+            .try_get::<String, _>("rang")?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        monitors: Vec::new(),
+        event_at: None,
     })
 }
 
@@ -154,7 +192,7 @@ mod tests {
         UpdateKind,
     };
 
-    fn ended_call(id: &str, start_ms: i64, answered: bool) -> Call {
+    fn ended_call(id: &str, start_ms: i64, answered: bool) -> CallView {
         let plan = NumberPlan::new("RU").unwrap();
         let mut book = CallBook::new(TenantId::new("demo").unwrap());
         let call = CallId::new(id).unwrap();
@@ -188,7 +226,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(update.kind, UpdateKind::Ended);
-        update.call
+        let mut view = CallView::from(&update.call);
+        view.company = Some("Рога и копыта".into());
+        view.rang = vec!["101".into(), "102".into()];
+        view
+    }
+
+    /// A stored view reads back as it was saved, but for what only a live call has.
+    fn as_stored(view: &CallView) -> CallView {
+        CallView {
+            on_hold: false,
+            event_at: None,
+            monitors: Vec::new(),
+            ..view.clone()
+        }
     }
 
     #[tokio::test]
@@ -200,17 +251,34 @@ mod tests {
         let store = LocalStore::open(&path).await.unwrap();
         let first = ended_call("1.1", 1_000, true);
         let second = ended_call("1.2", 5_000, false);
-        store.save_ended_call(&first).await.unwrap();
-        store.save_ended_call(&second).await.unwrap();
-        store.save_ended_call(&first).await.unwrap();
+        store.save_ended(&first).await.unwrap();
+        store.save_ended(&second).await.unwrap();
+        store.save_ended(&first).await.unwrap();
+        let mut live = first.clone();
+        live.state = CallStateView::Talking;
+        assert!(matches!(
+            store.save_ended(&live).await,
+            Err(StoreError::NotEnded(id)) if id == "1.1"
+        ));
         store.close().await;
 
         // Reopen: the data survived and migrations are not re-applied.
         let store = LocalStore::open(&path).await.unwrap();
         let recent = store.recent_calls(10).await.unwrap();
         assert_eq!(recent.len(), 2);
-        assert_eq!(recent[0], CallView::from(&second));
-        assert_eq!(recent[1], CallView::from(&first));
+        assert_eq!(recent[0], as_stored(&second));
+        assert_eq!(recent[1], as_stored(&first));
+        assert_eq!(recent[1].company.as_deref(), Some("Рога и копыта"));
+        assert_eq!(recent[1].rang, ["101", "102"]);
+        let with = store.calls_with("+74951234567", 10).await.unwrap();
+        assert_eq!(with.len(), 2);
+        assert!(
+            store
+                .calls_with("+74950000000", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(recent[1].from.name.as_deref(), Some("Иван Петров"));
         assert_eq!(
             recent[0].status,

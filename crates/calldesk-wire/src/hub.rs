@@ -2,11 +2,12 @@
 //! the WebSocket protocol ([`HubMessage`], versioned by [`HUB_PROTOCOL`]). snake_case fields,
 //! like the `calldesk ami replay` record this extends; message `type`s are kebab-case.
 
-use calldesk_calls::{Call, CallPhase, PartyMemo, PresenceEvent, Timestamp};
+use calldesk_calls::{Call, CallPhase, CallStatus, Direction, PartyMemo, PresenceEvent, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CallRecord, CallStateView, CallStatusView, CallView, ConnectionState, DirectionView, PartyView,
+    CallRecord, CallStateView, CallView, ConnectionState, DirectionView, MonitorRecord,
+    MonitorView, PartyView,
 };
 
 /// Version of the hub WebSocket protocol; the `hello` message carries it. Bumped on an
@@ -64,6 +65,9 @@ pub struct HubCall {
     /// Every extension whose phone rang, in order.
     pub rang: Vec<String>,
     pub on_hold: bool,
+    /// Supervisors monitoring the call now (the record's `monitors` lists every one there was).
+    #[serde(default)]
+    pub monitoring: Vec<MonitorRecord>,
     pub caller: Option<CallerCard>,
     pub notes: Vec<NoteView>,
     pub disposition: Option<DispositionView>,
@@ -79,6 +83,15 @@ impl HubCall {
             operator: call.operator().map(|e| e.to_string()),
             rang: call.rang.iter().map(|e| e.to_string()).collect(),
             on_hold: call.on_hold,
+            monitoring: call
+                .monitors
+                .iter()
+                .filter(|m| m.active)
+                .map(|m| MonitorRecord {
+                    by: m.supervisor.to_string(),
+                    mode: m.mode.map(|m| m.as_str().to_owned()),
+                })
+                .collect(),
             caller: None,
             notes: Vec::new(),
             disposition: None,
@@ -111,23 +124,16 @@ impl HubCall {
         };
         CallView {
             id: r.id.clone(),
-            direction: match r.direction.as_str() {
-                "inbound" => DirectionView::Inbound,
-                "outbound" => DirectionView::Outbound,
-                _ => DirectionView::Internal,
-            },
+            direction: Direction::from_name(&r.direction)
+                .map_or(DirectionView::Internal, Into::into),
             from: party(&r.from),
             to: party(&r.to),
             state: self.state,
-            status: r.status.as_deref().and_then(|s| match s {
-                "answered" => Some(CallStatusView::Answered),
-                "missed" => Some(CallStatusView::Missed),
-                "no_answer" => Some(CallStatusView::NoAnswer),
-                "busy" => Some(CallStatusView::Busy),
-                "failed" => Some(CallStatusView::Failed),
-                "cancelled" => Some(CallStatusView::Cancelled),
-                _ => None,
-            }),
+            status: r
+                .status
+                .as_deref()
+                .and_then(CallStatus::from_name)
+                .map(Into::into),
             operator: self.operator.clone(),
             started_at: time(&r.started_at).unwrap_or(0),
             answered_at: time(&r.answered_at),
@@ -138,6 +144,23 @@ impl HubCall {
                 .hangup_cause
                 .as_ref()
                 .map(|h| crate::cause_text(h.code, &h.text)),
+            company: self
+                .caller
+                .as_ref()
+                .and_then(|card| card.company.as_ref())
+                .map(|c| c.name.clone()),
+            queue: r.queue.clone(),
+            on_hold: self.on_hold,
+            rang: self.rang.clone(),
+            monitors: self
+                .monitoring
+                .iter()
+                .map(|m| MonitorView {
+                    by: m.by.clone(),
+                    mode: m.mode.clone(),
+                })
+                .collect(),
+            event_at: None,
         }
     }
 
@@ -270,7 +293,10 @@ mod tests {
                 id: 7,
                 name: "Ivan Petrov".into(),
             }),
-            company: None,
+            company: Some(CardRef {
+                id: 3,
+                name: "Horns and Hooves".into(),
+            }),
         });
         let json = serde_json::to_value(HubMessage::CallNew { call: call.clone() }).unwrap();
         assert_eq!(json["type"], "call-new");
@@ -287,6 +313,8 @@ mod tests {
         let mut parties = PartyMemo::new(calldesk_calls::NumberPlan::new("RU").unwrap(), 16);
         let mut expected = CallView::from(&ringing);
         expected.from.name = Some("Ivan Petrov".into());
+        expected.company = Some("Horns and Hooves".into());
+        assert_eq!(expected.rang, ["101"]);
         assert_eq!(call.view(&mut parties), expected);
 
         let ended = crate::test_calls::inbound(
@@ -315,7 +343,11 @@ mod tests {
         assert_eq!(view, CallView::from(&ended), "no card: no name");
         assert_eq!(
             (view.status, view.answered_at, view.ended_at),
-            (Some(CallStatusView::Answered), Some(3_000), Some(9_500))
+            (
+                Some(crate::CallStatusView::Answered),
+                Some(3_000),
+                Some(9_500)
+            )
         );
         let back: HubMessage = serde_json::from_value(json).unwrap();
         assert_eq!(back, HubMessage::CallNew { call });

@@ -15,9 +15,11 @@
 use calldesk_calls::{Call, CallStatus, Direction, Party};
 use serde::{Deserialize, Serialize};
 
+mod control;
 mod hub;
 mod record;
 
+pub use control::{ControlReply, ControlSpec, extension};
 pub use hub::{
     CallerCard, CardRef, DispositionView, HUB_PROTOCOL, HubCall, HubMessage, NoteView,
     PresenceView, SnapshotReason,
@@ -33,6 +35,16 @@ pub enum DirectionView {
     Inbound,
     Outbound,
     Internal,
+}
+
+impl DirectionView {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+            Self::Internal => "internal",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +64,19 @@ pub enum CallStatusView {
     Busy,
     Failed,
     Cancelled,
+}
+
+impl CallStatusView {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Missed => "missed",
+            Self::NoAnswer => "no_answer",
+            Self::Busy => "busy",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +107,34 @@ pub struct CallView {
     pub ring_seconds: Option<i64>,
     pub talk_seconds: Option<i64>,
     pub hangup_cause: Option<String>,
+    /// The caller's company, when the caller card found one (hub profile).
+    #[serde(default)]
+    pub company: Option<String>,
+    /// The queue the call came through.
+    #[serde(default)]
+    pub queue: Option<String>,
+    #[serde(default)]
+    pub on_hold: bool,
+    /// Every extension whose phone rang, in order (a pop is for these operators).
+    #[serde(default)]
+    pub rang: Vec<String>,
+    /// Supervisors monitoring the call now.
+    #[serde(default)]
+    pub monitors: Vec<MonitorView>,
+    /// When the PBX event behind this update reached the app (unix ms; the app's own PBX
+    /// session only): the start of the pop latency the UI measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_at: Option<i64>,
+}
+
+/// A supervisor listening to, whispering to or barging into a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitorView {
+    /// The supervisor's extension.
+    pub by: String,
+    /// `listen`, `whisper` or `barge`, when known.
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +167,68 @@ pub struct ConnectionStatus {
     pub profile: ProfileKind,
     /// Human-readable detail: the address, or what went wrong and what to do.
     pub detail: Option<String>,
+}
+
+/// Who the app acts as: the hub's operator (Hub profile) or the seat the profile names
+/// (Direct, Demo). The UI pops calls ringing at `extension` and shows the supervisor view when
+/// `supervisor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub profile: ProfileKind,
+    pub tenant: Option<String>,
+    pub login: Option<String>,
+    pub name: Option<String>,
+    pub extension: Option<String>,
+    pub supervisor: bool,
+}
+
+/// What the current PBX connection can do; the UI disables the rest with a reason. Reads the
+/// hub's `/api/me` (snake_case) too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapabilitiesView {
+    pub originate: bool,
+    pub hangup: bool,
+    #[serde(alias = "blind_transfer")]
+    pub blind_transfer: bool,
+    #[serde(alias = "attended_transfer")]
+    pub attended_transfer: bool,
+    pub hold: bool,
+    pub record: bool,
+    pub monitor: bool,
+    #[serde(alias = "queue_pause")]
+    pub queue_pause: bool,
+}
+
+impl From<calldesk_calls::Capabilities> for CapabilitiesView {
+    fn from(c: calldesk_calls::Capabilities) -> Self {
+        Self {
+            originate: c.originate,
+            hangup: c.hangup,
+            blind_transfer: c.blind_transfer,
+            attended_transfer: c.attended_transfer,
+            hold: c.hold,
+            record: c.record,
+            monitor: c.monitor,
+            queue_pause: c.queue_pause,
+        }
+    }
+}
+
+impl From<CapabilitiesView> for calldesk_calls::Capabilities {
+    fn from(c: CapabilitiesView) -> Self {
+        Self {
+            originate: c.originate,
+            hangup: c.hangup,
+            blind_transfer: c.blind_transfer,
+            attended_transfer: c.attended_transfer,
+            hold: c.hold,
+            record: c.record,
+            monitor: c.monitor,
+            queue_pause: c.queue_pause,
+        }
+    }
 }
 
 impl From<&Party> for PartyView {
@@ -166,6 +281,20 @@ impl From<&Call> for CallView {
             ring_seconds: c.ring_seconds(),
             talk_seconds: c.talk_seconds(),
             hangup_cause: c.hangup_cause.as_ref().map(|h| cause_text(h.code, &h.text)),
+            company: None,
+            queue: c.queue.clone(),
+            on_hold: c.on_hold,
+            rang: c.rang.iter().map(ToString::to_string).collect(),
+            monitors: c
+                .monitors
+                .iter()
+                .filter(|m| m.active)
+                .map(|m| MonitorView {
+                    by: m.supervisor.to_string(),
+                    mode: m.mode.map(|m| m.as_str().to_owned()),
+                })
+                .collect(),
+            event_at: None,
         }
     }
 }
@@ -247,7 +376,8 @@ mod tests {
                 "to": {"raw": "101", "e164": null, "display": "101", "name": null},
                 "state": "ended", "status": "answered", "operator": "101",
                 "startedAt": 1000, "answeredAt": 3000, "endedAt": 9000,
-                "ringSeconds": 2, "talkSeconds": 6, "hangupCause": "16 Normal Clearing"
+                "ringSeconds": 2, "talkSeconds": 6, "hangupCause": "16 Normal Clearing",
+                "company": null, "queue": null, "onHold": false, "rang": [], "monitors": []
             })
         );
         let status = ConnectionStatus {

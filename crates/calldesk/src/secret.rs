@@ -3,33 +3,21 @@
 //!
 //! `calldesk ami secret set --host H --user U` reads one line from stdin and stores it under
 //! service [`SERVICE`], account `U@H`. The secret is never printed, logged or put in an error:
-//! [`Secret`] redacts its `Debug`, and keyring errors that would carry its bytes are reworded.
+//! [`Secret`] redacts its `Debug`, and keyring errors that would carry its bytes are reworded
+//! (both in `calldesk-secrets`, shared with the desktop).
 
 use std::fmt;
 use std::io::{BufRead, IsTerminal, Write};
+
+#[cfg(test)]
+use calldesk_secrets::MemoryStore;
+pub use calldesk_secrets::{KeyringStore, Secret, SecretStore, StoreError};
 
 /// The environment variable that, when set (and not empty), wins over the keyring.
 pub const ENV_VAR: &str = "CALLDESK_AMI_SECRET";
 
 /// The keyring service name of every AMI secret.
-pub const SERVICE: &str = "calldesk-ami";
-
-/// An AMI secret. `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself, to hand to the AMI client (nowhere else).
-    pub fn expose(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use calldesk_secrets::AMI_SERVICE as SERVICE;
 
 /// Where the secret came from (said when a login is rejected, so the user knows what to fix).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,172 +40,8 @@ impl fmt::Display for Source {
     }
 }
 
-/// Why a store could not answer. Texts never contain the secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// There is no keyring to talk to (no Secret Service running in this session, no D-Bus
-    /// session bus, or no backend for this OS).
-    #[error("the OS keyring is not available: {0}")]
-    Unavailable(String),
-    /// The keyring answered, but refused or failed.
-    #[error("the OS keyring failed: {0}")]
-    Failed(String),
-}
-
-/// Somewhere secrets are kept, by service and account.
-pub trait SecretStore {
-    /// `Ok(None)`: the store works but has no such entry.
-    fn get(&self, service: &str, account: &str) -> Result<Option<Secret>, StoreError>;
-    fn set(&self, service: &str, account: &str, secret: &Secret) -> Result<(), StoreError>;
-    /// What the store is, for messages ("the OS keyring (Secret Service)").
-    fn describe(&self) -> &'static str;
-}
-
-/// The OS keyring through the `keyring` crate (Secret Service over D-Bus on Linux).
-#[derive(Debug, Default)]
-pub struct KeyringStore;
-
-#[cfg(target_os = "linux")]
-impl KeyringStore {
-    fn entry(service: &str, account: &str) -> Result<keyring::Entry, StoreError> {
-        keyring::Entry::new(service, account).map_err(store_error)
-    }
-}
-
-/// Maps a keyring error to ours without its payload: `BadEncoding` carries the stored bytes,
-/// `Ambiguous` the credentials.
-#[cfg(target_os = "linux")]
-fn store_error(e: keyring::Error) -> StoreError {
-    use keyring::Error as K;
-    match e {
-        K::PlatformFailure(inner) => {
-            // dbus-secret-service: `DBus error: …` when the session bus or the
-            // org.freedesktop.secrets service cannot be reached, `No DBus session or Secret
-            // Service provider found` when it knows there is none.
-            let text = inner.to_string();
-            if text.starts_with("DBus error") || text.contains("No DBus session") {
-                StoreError::Unavailable(format!(
-                    "no Secret Service is running in this session ({text})"
-                ))
-            } else {
-                StoreError::Failed(text)
-            }
-        }
-        K::NoStorageAccess(inner) => StoreError::Failed(format!(
-            "it is locked or refused access ({inner}); unlock it and try again"
-        )),
-        K::NoEntry => StoreError::Failed("no such entry".to_owned()),
-        K::BadEncoding(_) => StoreError::Failed("the stored secret is not UTF-8".to_owned()),
-        K::TooLong(attr, max) => {
-            StoreError::Failed(format!("`{attr}` is longer than the keyring's {max} limit"))
-        }
-        K::Invalid(attr, reason) => StoreError::Failed(format!("invalid {attr}: {reason}")),
-        K::Ambiguous(found) => StoreError::Failed(format!(
-            "{} entries match; remove the extra ones with your keyring tool",
-            found.len()
-        )),
-        other => StoreError::Failed(other.to_string()),
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl SecretStore for KeyringStore {
-    fn get(&self, service: &str, account: &str) -> Result<Option<Secret>, StoreError> {
-        match Self::entry(service, account)?.get_password() {
-            Ok(s) => Ok(Some(Secret(s))),
-            Err(keyring::Error::NoEntry) => Ok(None),
-            Err(e) => Err(store_error(e)),
-        }
-    }
-
-    fn set(&self, service: &str, account: &str, secret: &Secret) -> Result<(), StoreError> {
-        Self::entry(service, account)?
-            .set_password(&secret.0)
-            .map_err(store_error)
-    }
-
-    fn describe(&self) -> &'static str {
-        "the OS keyring (Secret Service)"
-    }
-}
-
-/// Elsewhere this build has no keyring backend: say so instead of using keyring's mock store,
-/// which would silently forget the secret.
-#[cfg(not(target_os = "linux"))]
-impl SecretStore for KeyringStore {
-    fn get(&self, _: &str, _: &str) -> Result<Option<Secret>, StoreError> {
-        Err(StoreError::Unavailable(
-            "this build of calldesk has no keyring backend for this OS".to_owned(),
-        ))
-    }
-
-    fn set(&self, service: &str, account: &str, _: &Secret) -> Result<(), StoreError> {
-        self.get(service, account).map(|_| ())
-    }
-
-    fn describe(&self) -> &'static str {
-        "the OS keyring"
-    }
-}
-
-/// Secrets in memory (tests).
-#[cfg(test)]
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    entries: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
-    unavailable: Option<String>,
-}
-
-#[cfg(test)]
-impl MemoryStore {
-    /// A store that fails like a keyring with no Secret Service.
-    pub fn unavailable(reason: &str) -> Self {
-        Self {
-            entries: Default::default(),
-            unavailable: Some(reason.to_owned()),
-        }
-    }
-
-    fn check(&self) -> Result<(), StoreError> {
-        match &self.unavailable {
-            Some(reason) => Err(StoreError::Unavailable(reason.clone())),
-            None => Ok(()),
-        }
-    }
-}
-
-#[cfg(test)]
-impl SecretStore for MemoryStore {
-    fn get(&self, service: &str, account: &str) -> Result<Option<Secret>, StoreError> {
-        self.check()?;
-        let entries = self
-            .entries
-            .lock()
-            .map_err(|_| StoreError::Failed("poisoned".to_owned()))?;
-        Ok(entries
-            .get(&(service.to_owned(), account.to_owned()))
-            .cloned()
-            .map(Secret))
-    }
-
-    fn set(&self, service: &str, account: &str, secret: &Secret) -> Result<(), StoreError> {
-        self.check()?;
-        self.entries
-            .lock()
-            .map_err(|_| StoreError::Failed("poisoned".to_owned()))?
-            .insert((service.to_owned(), account.to_owned()), secret.0.clone());
-        Ok(())
-    }
-
-    fn describe(&self) -> &'static str {
-        "memory"
-    }
-}
-
 /// The keyring account of an AMI user on a host.
-pub fn account(host: &str, user: &str) -> String {
-    format!("{user}@{host}")
-}
+pub use calldesk_secrets::ami_account as account;
 
 /// Why there is no secret. Each message says both ways to provide one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -249,7 +73,7 @@ pub fn lookup(
     user: &str,
 ) -> Result<(Secret, Source), LookupError> {
     if let Some(value) = env.filter(|v| !v.is_empty()) {
-        return Ok((Secret(value), Source::Env));
+        return Ok((Secret::new(value), Source::Env));
     }
     let account = account(host, user);
     match store.get(SERVICE, &account) {
@@ -293,7 +117,7 @@ pub fn read_secret(input: &mut dyn BufRead) -> anyhow::Result<Secret> {
         !secret.chars().any(char::is_control),
         "the secret contains a control character; AMI secrets are one line of printable text"
     );
-    Ok(Secret(secret.to_owned()))
+    Ok(Secret::new(secret))
 }
 
 #[derive(clap::Args)]
@@ -348,7 +172,7 @@ mod tests {
     #[test]
     fn the_environment_wins_over_the_store() {
         let store = MemoryStore::default();
-        let stored = Secret("from-store".to_owned());
+        let stored = Secret::new("from-store");
         store
             .set(SERVICE, "calldesk@pbx", &stored)
             .expect("memory store");
@@ -368,13 +192,7 @@ mod tests {
     #[test]
     fn the_store_is_keyed_by_user_at_host() {
         let store = MemoryStore::default();
-        store_secret(
-            &store,
-            "pbx.example.com",
-            "crm",
-            &Secret("s3cret".to_owned()),
-        )
-        .unwrap();
+        store_secret(&store, "pbx.example.com", "crm", &Secret::new("s3cret")).unwrap();
         let (secret, _) = lookup(None, &store, "pbx.example.com", "crm").unwrap();
         assert_eq!(secret.expose(), "s3cret");
         let err = lookup(None, &store, "other.example.com", "crm").unwrap_err();
@@ -394,7 +212,7 @@ mod tests {
             text.contains("calldesk ami secret set --host pbx --user crm"),
             "{text}"
         );
-        let err = store_secret(&store, "pbx", "crm", &Secret("x".to_owned())).unwrap_err();
+        let err = store_secret(&store, "pbx", "crm", &Secret::new("x")).unwrap_err();
         assert!(err.to_string().contains("start a Secret Service"), "{err}");
     }
 

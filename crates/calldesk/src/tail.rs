@@ -85,7 +85,7 @@ fn client_config(args: &TailArgs, secret: secret::Secret) -> AmiClientConfig {
     let port = args.port.unwrap_or(if args.tls { 5039 } else { 5038 });
     let credentials = AmiCredentials {
         username: args.user.clone(),
-        secret: secret.expose(),
+        secret: secret.expose().to_owned(),
     };
     let mut config = AmiClientConfig::new(address(&args.host, port), credentials);
     config.auth = if args.plain_login {

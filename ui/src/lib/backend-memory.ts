@@ -1,52 +1,215 @@
 import {
   BackendError,
+  NO_CAPABILITIES,
   type Backend,
   type CallView,
+  type Capabilities,
   type ConnectionStatus,
+  type ControlSpec,
+  type Identity,
+  type OperatorFigures,
+  type OperatorInfo,
+  type PresenceView,
+  type Profile,
+  type ProfileList,
 } from './backend';
+
+export const ALL_CAPABILITIES: Capabilities = {
+  originate: true,
+  hangup: true,
+  blindTransfer: true,
+  attendedTransfer: true,
+  hold: true,
+  record: true,
+  monitor: true,
+  queuePause: true,
+};
+
+export interface MemoryOptions {
+  identity?: Identity;
+  capabilities?: Capabilities;
+  profiles?: ProfileList;
+  presence?: PresenceView[];
+  operators?: OperatorInfo[];
+}
 
 /**
  * In-memory backend: for tests and for running the UI in a plain browser.
- * `emitCall` / `setConnection` play the role of the Rust side's events.
+ * `emitCall` / `setConnection` / `setPresence` play the role of the Rust side's events;
+ * `controls` records every control sent, `saved` every profile saved (with its secret).
  */
 export class MemoryBackend implements Backend {
   private calls = new Map<string, CallView>();
   private status: ConnectionStatus;
+  private me: Identity;
+  private caps: Capabilities;
+  private profiles: ProfileList;
+  private board = new Map<string, PresenceView>();
+  private operatorList: OperatorInfo[];
   private callListeners = new Set<(c: CallView) => void>();
   private connListeners = new Set<(s: ConnectionStatus) => void>();
+  private identityListeners = new Set<(i: Identity) => void>();
+  private presenceListeners = new Set<(p: PresenceView) => void>();
   /** When set, the next callsSnapshot()/connectionStatus() rejects with it (once). */
   failNext: BackendError | null = null;
+  /** When set, every callControl rejects with it. */
+  failControls: BackendError | null = null;
+  readonly controls: ControlSpec[] = [];
+  readonly saved: Array<{ profile: Profile; secret: string | null }> = [];
+  readonly popLatencies: number[] = [];
 
   constructor(
     seed: CallView[] = [],
     status: ConnectionStatus = { state: 'connected', profile: 'demo', detail: null },
+    options: MemoryOptions = {},
   ) {
     for (const c of seed) this.calls.set(c.id, clone(c));
     this.status = { ...status };
+    this.me = options.identity ?? {
+      profile: status.profile,
+      tenant: null,
+      login: null,
+      name: null,
+      extension: '101',
+      supervisor: false,
+    };
+    this.caps = options.capabilities ?? ALL_CAPABILITIES;
+    this.profiles = options.profiles ?? {
+      active: 'demo',
+      profiles: [{ id: 'demo', name: 'Demo', settings: { kind: 'demo', extension: '101', supervisor: false } }],
+    };
+    for (const p of options.presence ?? []) this.board.set(key(p), { ...p });
+    this.operatorList = options.operators ?? [];
   }
 
   async callsSnapshot(): Promise<CallView[]> {
     this.throwIfFailing();
+    this.throwIfNoProfile();
     return [...this.calls.values()].map(clone);
   }
 
   async connectionStatus(): Promise<ConnectionStatus> {
     this.throwIfFailing();
+    this.throwIfNoProfile();
     return { ...this.status };
   }
 
-  async onCallUpdated(cb: (call: CallView) => void): Promise<() => void> {
-    this.callListeners.add(cb);
-    return () => {
-      this.callListeners.delete(cb);
+  async identity(): Promise<Identity> {
+    this.throwIfNoProfile();
+    return { ...this.me };
+  }
+
+  async capabilities(): Promise<Capabilities> {
+    return this.profiles.active === null ? { ...NO_CAPABILITIES } : { ...this.caps };
+  }
+
+  async presence(): Promise<PresenceView[]> {
+    return [...this.board.values()].map((p) => ({ ...p }));
+  }
+
+  async callerHistory(number: string): Promise<CallView[]> {
+    return [...this.calls.values()]
+      .filter((c) => c.state === 'ended' && (c.from.e164 === number || c.to.e164 === number))
+      .sort((a, b) => (b.endedAt ?? 0) - (a.endedAt ?? 0))
+      .slice(0, 5)
+      .map(clone);
+  }
+
+  async callControl(spec: ControlSpec): Promise<string | null> {
+    if (this.failControls) throw this.failControls;
+    this.controls.push(structuredClone(spec));
+    return spec.control === 'originate' ? `memory-${this.controls.length}` : null;
+  }
+
+  async figuresSince(since: number): Promise<OperatorFigures[]> {
+    const by = new Map<string, { answered: number; missed: number; talk: number; timed: number }>();
+    const tally = (ext: string) => {
+      let t = by.get(ext);
+      if (!t) by.set(ext, (t = { answered: 0, missed: 0, talk: 0, timed: 0 }));
+      return t;
+    };
+    for (const c of this.calls.values()) {
+      if (c.state !== 'ended' || (c.endedAt ?? 0) < since) continue;
+      if (c.status === 'answered' && c.operator) {
+        const t = tally(c.operator);
+        t.answered += 1;
+        if (c.talkSeconds !== null) {
+          t.talk += c.talkSeconds;
+          t.timed += 1;
+        }
+      } else if (c.status === 'missed' || c.status === 'no_answer') {
+        for (const ext of new Set(c.rang)) tally(ext).missed += 1;
+      }
+    }
+    return [...by.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([extension, t]) => ({
+        extension,
+        answered: t.answered,
+        missed: t.missed,
+        averageHandleSeconds: t.timed > 0 ? Math.floor(t.talk / t.timed) : null,
+      }));
+  }
+
+  async operators(): Promise<OperatorInfo[]> {
+    return this.operatorList.map((o) => ({ ...o }));
+  }
+
+  async reportPopLatency(ms: number): Promise<void> {
+    this.popLatencies.push(ms);
+  }
+
+  async profilesList(): Promise<ProfileList> {
+    return structuredClone(this.profiles);
+  }
+
+  async profileSave(profile: Profile, secret: string | null): Promise<void> {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(profile.id)) {
+      throw new BackendError('invalid_profile', `the profile id \`${profile.id}\` must be 1–64 letters, digits, \`-\` or \`_\``);
+    }
+    this.saved.push({ profile: structuredClone(profile), secret });
+    const list = this.profiles.profiles.filter((p) => p.id !== profile.id);
+    this.profiles = { ...this.profiles, profiles: [...list, structuredClone(profile)] };
+  }
+
+  async profileActivate(id: string): Promise<void> {
+    const profile = this.profiles.profiles.find((p) => p.id === id);
+    if (!profile) throw new BackendError('no_such_profile', `no profile \`${id}\``);
+    this.profiles = { ...this.profiles, active: id };
+    const s = profile.settings;
+    this.me = {
+      profile: s.kind,
+      tenant: s.kind === 'hub' ? s.tenant : null,
+      login: s.kind === 'hub' ? s.login : null,
+      name: null,
+      extension: s.kind === 'hub' ? this.me.extension : s.extension,
+      supervisor: s.kind === 'hub' ? this.me.supervisor : s.supervisor,
+    };
+    for (const cb of [...this.identityListeners]) cb({ ...this.me });
+    this.setConnection({ state: 'connecting', profile: s.kind, detail: null });
+  }
+
+  async profileDelete(id: string): Promise<void> {
+    this.profiles = {
+      active: this.profiles.active === id ? null : this.profiles.active,
+      profiles: this.profiles.profiles.filter((p) => p.id !== id),
     };
   }
 
+  async onCallUpdated(cb: (call: CallView) => void): Promise<() => void> {
+    return subscribe(this.callListeners, cb);
+  }
+
   async onConnectionChanged(cb: (s: ConnectionStatus) => void): Promise<() => void> {
-    this.connListeners.add(cb);
-    return () => {
-      this.connListeners.delete(cb);
-    };
+    return subscribe(this.connListeners, cb);
+  }
+
+  async onIdentityChanged(cb: (i: Identity) => void): Promise<() => void> {
+    return subscribe(this.identityListeners, cb);
+  }
+
+  async onPresenceChanged(cb: (p: PresenceView) => void): Promise<() => void> {
+    return subscribe(this.presenceListeners, cb);
   }
 
   /** Records the call and notifies subscribers (like a `call-updated` event). */
@@ -61,7 +224,13 @@ export class MemoryBackend implements Backend {
     for (const cb of [...this.connListeners]) cb({ ...status });
   }
 
-  /** Number of active subscriptions (for tests: checks unsubscribe works). */
+  /** Updates the presence board and notifies subscribers (like `presence-changed`). */
+  setPresence(p: PresenceView): void {
+    this.board.set(key(p), { ...p });
+    for (const cb of [...this.presenceListeners]) cb({ ...p });
+  }
+
+  /** Number of active call/connection subscriptions (for tests: checks unsubscribe works). */
   get listenerCount(): number {
     return this.callListeners.size + this.connListeners.size;
   }
@@ -73,8 +242,25 @@ export class MemoryBackend implements Backend {
       throw err;
     }
   }
+
+  private throwIfNoProfile(): void {
+    if (this.profiles.active === null) {
+      throw new BackendError('no_profile', 'no connection profile yet: create one in the first-run wizard');
+    }
+  }
+}
+
+function key(p: PresenceView): string {
+  return `${p.extension}\u0000${p.queue ?? ''}`;
+}
+
+function subscribe<T>(set: Set<(v: T) => void>, cb: (v: T) => void): () => void {
+  set.add(cb);
+  return () => {
+    set.delete(cb);
+  };
 }
 
 function clone(c: CallView): CallView {
-  return { ...c, from: { ...c.from }, to: { ...c.to } };
+  return structuredClone(c);
 }

@@ -52,4 +52,20 @@ describe('TauriBackend', () => {
     off();
     expect(unlisten).toHaveBeenCalledTimes(1);
   });
+
+  it('passes command arguments by the names the Rust commands take', async () => {
+    invoke.mockResolvedValue(null);
+    const b = new TauriBackend();
+    const profile = { id: 'p', name: 'P', settings: { kind: 'demo' as const, extension: '101', supervisor: false } };
+    await b.profileSave(profile, 'secret');
+    await b.profileActivate('p');
+    await b.callerHistory('+74951234567');
+    await b.callControl({ control: 'hold', call: 'c1', operator: '101', on: true });
+    expect(invoke.mock.calls).toEqual([
+      ['profile_save', { profile, secret: 'secret' }],
+      ['profile_activate', { id: 'p' }],
+      ['caller_history', { number: '+74951234567' }],
+      ['call_control', { spec: { control: 'hold', call: 'c1', operator: '101', on: true } }],
+    ]);
+  });
 });

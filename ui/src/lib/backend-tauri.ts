@@ -1,17 +1,30 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
-import { toBackendError, type Backend, type CallView, type ConnectionStatus } from './backend';
+import {
+  toBackendError,
+  type Backend,
+  type CallView,
+  type Capabilities,
+  type ConnectionStatus,
+  type ControlSpec,
+  type Identity,
+  type OperatorFigures,
+  type OperatorInfo,
+  type PresenceView,
+  type Profile,
+  type ProfileList,
+} from './backend';
 
 /** Runs a Tauri command; a rejection becomes a BackendError. */
-async function call<T>(cmd: string): Promise<T> {
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
   try {
-    return await invoke<T>(cmd);
+    return await invoke<T>(cmd, args);
   } catch (e) {
     throw toBackendError(e);
   }
 }
 
-/** Backend of the desktop app: Tauri commands and events. */
+/** Backend of the desktop app: Tauri commands and events (the table in src-tauri/src/main.rs). */
 export class TauriBackend implements Backend {
   callsSnapshot(): Promise<CallView[]> {
     return call('calls_snapshot');
@@ -21,11 +34,67 @@ export class TauriBackend implements Backend {
     return call('connection_status');
   }
 
+  identity(): Promise<Identity> {
+    return call('identity');
+  }
+
+  capabilities(): Promise<Capabilities> {
+    return call('capabilities');
+  }
+
+  presence(): Promise<PresenceView[]> {
+    return call('presence');
+  }
+
+  callerHistory(number: string): Promise<CallView[]> {
+    return call('caller_history', { number });
+  }
+
+  callControl(spec: ControlSpec): Promise<string | null> {
+    return call('call_control', { spec });
+  }
+
+  figuresSince(since: number): Promise<OperatorFigures[]> {
+    return call('figures_since', { since });
+  }
+
+  operators(): Promise<OperatorInfo[]> {
+    return call('operators');
+  }
+
+  reportPopLatency(ms: number): Promise<void> {
+    return call('pop_painted', { ms: Math.max(0, Math.round(ms)) });
+  }
+
+  profilesList(): Promise<ProfileList> {
+    return call('profiles_list');
+  }
+
+  profileSave(profile: Profile, secret: string | null): Promise<void> {
+    return call('profile_save', { profile, secret });
+  }
+
+  profileActivate(id: string): Promise<void> {
+    return call('profile_activate', { id });
+  }
+
+  profileDelete(id: string): Promise<void> {
+    return call('profile_delete', { id });
+  }
+
   onCallUpdated(cb: (call: CallView) => void): Promise<() => void> {
     return listen<CallView>('call-updated', (ev) => cb(ev.payload));
   }
 
   onConnectionChanged(cb: (s: ConnectionStatus) => void): Promise<() => void> {
     return listen<ConnectionStatus>('connection-changed', (ev) => cb(ev.payload));
+  }
+
+  onIdentityChanged(cb: (i: Identity) => void): Promise<() => void> {
+    return listen<Identity>('identity-changed', (ev) => cb(ev.payload));
+  }
+
+  onPresenceChanged(cb: (p: PresenceView) => void): Promise<() => void> {
+    return listen<PresenceView>('presence-changed', (ev) => cb(ev.payload));
   }
 }

@@ -29,6 +29,22 @@ export interface CallView {
   ringSeconds: number | null;
   talkSeconds: number | null;
   hangupCause: string | null;
+  /** The caller's company (hub caller card). */
+  company: string | null;
+  queue: string | null;
+  onHold: boolean;
+  /** Every extension whose phone rang, in order: the call pops for these operators. */
+  rang: string[];
+  /** Supervisors monitoring the call now. */
+  monitors: MonitorView[];
+  /** When the PBX event behind this update reached the app (unix ms; own PBX session only). */
+  eventAt?: number;
+}
+
+export interface MonitorView {
+  /** The supervisor's extension. */
+  by: string;
+  mode: 'listen' | 'whisper' | 'barge' | null;
 }
 
 export type ConnectionState =
@@ -39,19 +55,132 @@ export type ConnectionState =
   | 'reconnecting'
   | 'disconnected';
 
+export type ProfileKind = 'demo' | 'direct' | 'hub';
+
 export interface ConnectionStatus {
   state: ConnectionState;
-  profile: 'demo' | 'direct' | 'hub';
+  profile: ProfileKind;
   detail: string | null;
 }
+
+/** Who the app acts as: the hub's operator, or the seat a Direct/Demo profile names. */
+export interface Identity {
+  profile: ProfileKind;
+  tenant: string | null;
+  login: string | null;
+  name: string | null;
+  /** Calls ringing here pop; controls act as this extension. */
+  extension: string | null;
+  supervisor: boolean;
+}
+
+/** What the current PBX connection can do; the rest is disabled with a reason. */
+export interface Capabilities {
+  originate: boolean;
+  hangup: boolean;
+  blindTransfer: boolean;
+  attendedTransfer: boolean;
+  hold: boolean;
+  record: boolean;
+  monitor: boolean;
+  queuePause: boolean;
+}
+
+export const NO_CAPABILITIES: Capabilities = {
+  originate: false,
+  hangup: false,
+  blindTransfer: false,
+  attendedTransfer: false,
+  hold: false,
+  record: false,
+  monitor: false,
+  queuePause: false,
+};
+
+/** An operator's phone (`queue` null) or one queue membership. */
+export interface PresenceView {
+  extension: string;
+  /** idle, in_use, busy, ringing, ring_in_use, on_hold, unavailable, unknown. */
+  device: string | null;
+  queue: string | null;
+  paused: boolean | null;
+  reason: string | null;
+}
+
+/** One operator's figures since a moment (today). */
+export interface OperatorFigures {
+  extension: string;
+  answered: number;
+  missed: number;
+  /** Average talk time of answered calls, seconds; null when none. */
+  averageHandleSeconds: number | null;
+}
+
+/** An operator of the tenant (hub profile). */
+export interface OperatorInfo {
+  extension: string;
+  name: string | null;
+  login: string;
+  role: string;
+}
+
+export type ProfileSettings =
+  | { kind: 'demo'; extension: string; supervisor: boolean }
+  | { kind: 'direct'; host: string; port: number; username: string; extension: string; supervisor: boolean }
+  | { kind: 'hub'; url: string; tenant: string; login: string };
+
+export interface Profile {
+  id: string;
+  name: string;
+  settings: ProfileSettings;
+}
+
+export interface ProfileList {
+  active: string | null;
+  profiles: Profile[];
+}
+
+/**
+ * A call control as the Rust side reads it (`calldesk_wire::ControlSpec`, snake_case).
+ * `region` is filled in by the app; send ''.
+ */
+export type ControlSpec =
+  | { control: 'originate'; region: ''; operator: string; to: string }
+  | { control: 'hangup'; call: string; operator: string | null }
+  | { control: 'transfer'; region: ''; call: string; operator: string; to: string; kind: 'blind' | 'attended' }
+  | { control: 'hold'; call: string; operator: string; on: boolean }
+  | { control: 'record'; call: string; action: 'start' | 'stop' | 'mute' | 'unmute' }
+  | { control: 'monitor'; call: string; operator: string; supervisor: string; mode: 'listen' | 'whisper' | 'barge' }
+  | { control: 'queue_pause'; operator: string; queue: string | null; paused: boolean; reason: string | null };
 
 export interface Backend {
   /** Live + recent calls. */
   callsSnapshot(): Promise<CallView[]>;
   connectionStatus(): Promise<ConnectionStatus>;
+  identity(): Promise<Identity>;
+  capabilities(): Promise<Capabilities>;
+  presence(): Promise<PresenceView[]>;
+  /** The latest calls with this number (the pop's "last calls"). */
+  callerHistory(number: string): Promise<CallView[]>;
+  /** Resolves to the new call's id for a click-to-call (when the PBX tells it), else null. */
+  callControl(spec: ControlSpec): Promise<string | null>;
+  /** Figures per operator for the calls since `since` (unix ms). */
+  figuresSince(since: number): Promise<OperatorFigures[]>;
+  /** The tenant's operators (hub; empty otherwise). */
+  operators(): Promise<OperatorInfo[]>;
+  /** The pop of a call was painted `ms` after its PBX event (the pop latency). */
+  reportPopLatency(ms: number): Promise<void>;
+  profilesList(): Promise<ProfileList>;
+  /** `secret` null keeps the stored one. */
+  profileSave(profile: Profile, secret: string | null): Promise<void>;
+  /** Makes the profile active and (re)starts the connection on it. */
+  profileActivate(id: string): Promise<void>;
+  profileDelete(id: string): Promise<void>;
   /** Resolves to an unsubscribe function. */
   onCallUpdated(cb: (call: CallView) => void): Promise<() => void>;
   onConnectionChanged(cb: (s: ConnectionStatus) => void): Promise<() => void>;
+  onIdentityChanged(cb: (i: Identity) => void): Promise<() => void>;
+  onPresenceChanged(cb: (p: PresenceView) => void): Promise<() => void>;
 }
 
 /**

@@ -187,6 +187,25 @@ describe('CallsStore: pop selection', () => {
     expect(s.popCandidate()).toBeNull();
   });
 
+  it('with a seat, only calls ringing at that extension (or its queue ringing it) pop', () => {
+    const s = new CallsStore();
+    s.applyUpdate(makeCall({ id: 'mine', startedAt: T0, operator: '101', rang: ['101'] }));
+    s.applyUpdate(makeCall({ id: 'queue', startedAt: T0 + 1000, operator: null, rang: ['102', '101'] }));
+    s.applyUpdate(makeCall({ id: 'theirs', startedAt: T0 + 2000, operator: '102', rang: ['102'] }));
+    expect(s.popCandidate()?.call.id).toBe('theirs');
+    let notified = 0;
+    s.subscribe(() => notified++);
+    s.setSeat('101');
+    expect(notified).toBe(1);
+    expect(s.popCandidate()).toMatchObject({ call: { id: 'queue' }, others: 1 });
+    s.setSeat('101');
+    expect(notified).toBe(1);
+    s.setSeat('103');
+    expect(s.popCandidate()).toBeNull();
+    // The live list still shows every call.
+    expect(s.live().map((c) => c.id)).toEqual(['theirs', 'queue', 'mine']);
+  });
+
   it('same start time: the one that arrived last pops', () => {
     const s = new CallsStore();
     s.applyUpdate(makeCall({ id: 'first' }));

@@ -50,6 +50,8 @@ export class CallsStore {
   private readonly tombstoneCap: number;
   private seq = 0;
   private cached: CallsView | null = null;
+  /** The operator's extension: only calls ringing there pop (null: every inbound call). */
+  private seat: string | null = null;
 
   constructor(opts: CallsStoreOptions = {}) {
     this.recentCap = opts.recentCap ?? RECENT_CAP;
@@ -63,6 +65,13 @@ export class CallsStore {
    */
   mark(): number {
     return this.seq;
+  }
+
+  /** Pops only calls ringing at `extension` from now on (null: every inbound ringing call). */
+  setSeat(extension: string | null): void {
+    if (this.seat === extension) return;
+    this.seat = extension;
+    this.changed();
   }
 
   /** Applies one `call-updated` event. Returns true if anything visible changed. */
@@ -182,7 +191,9 @@ export class CallsStore {
     // Newest first; equal start times: the one written last first.
     live.sort((a, b) => b.call.startedAt - a.call.startedAt || b.seq - a.seq);
     ended.sort(compareEnded);
-    const ringing = live.filter((e) => e.call.state === 'ringing' && e.call.direction === 'inbound');
+    const ringing = live.filter(
+      (e) => e.call.state === 'ringing' && e.call.direction === 'inbound' && ringsAt(e.call, this.seat),
+    );
     const top = ringing[0];
     return {
       pop: top ? { call: top.call, others: ringing.length - 1 } : null,
@@ -195,6 +206,11 @@ export class CallsStore {
     this.cached = null;
     for (const l of [...this.listeners]) l();
   }
+}
+
+/** Whether `call` rings (or rang) at `extension`; every call does for a desk without one. */
+export function ringsAt(call: CallView, extension: string | null): boolean {
+  return extension === null || call.operator === extension || call.rang.includes(extension);
 }
 
 function endTime(c: CallView): number {

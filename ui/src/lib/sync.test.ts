@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
-import { BackendError, toBackendError, type Backend, type CallView, type ConnectionStatus } from './backend';
+import { BackendError, toBackendError, type CallView, type ConnectionStatus } from './backend';
 import { MemoryBackend } from './backend-memory';
 import { CallsStore } from './calls-store';
-import { retryDelay, startSync, type SyncHandlers } from './sync';
+import { retryDelay, startSync, type SyncBackend, type SyncHandlers } from './sync';
 import { T0, answered, ended, makeCall } from './testing';
 
 function deferred<T>() {
@@ -17,7 +17,7 @@ const quiet: SyncHandlers = { onConnection: () => {}, onError: () => {}, onRecov
 describe('startSync', () => {
   it('subscribes to both events before asking for the snapshot or the status', async () => {
     const order: string[] = [];
-    const backend: Backend = {
+    const backend: SyncBackend = {
       callsSnapshot: async () => (order.push('snapshot'), []),
       connectionStatus: async () => (order.push('status'), connected),
       onCallUpdated: async () => (order.push('onCallUpdated'), () => {}),
@@ -32,7 +32,7 @@ describe('startSync', () => {
     const mem = new MemoryBackend();
     const a = makeCall({ id: 'a' });
     const snap = deferred<CallView[]>();
-    const backend: Backend = {
+    const backend: SyncBackend = {
       ...bind(mem),
       callsSnapshot: () => snap.promise,
     };
@@ -53,7 +53,7 @@ describe('startSync', () => {
   it('a connection event newer than the fetched status wins', async () => {
     const mem = new MemoryBackend([], { state: 'connecting', profile: 'hub', detail: null });
     const status = deferred<ConnectionStatus>();
-    const backend: Backend = { ...bind(mem), connectionStatus: () => status.promise };
+    const backend: SyncBackend = { ...bind(mem), connectionStatus: () => status.promise };
     const seen: ConnectionStatus[] = [];
     const done = startSync(backend, new CallsStore(), { ...quiet, onConnection: (s) => seen.push(s) });
     await vi.waitFor(() => expect(mem.listenerCount).toBe(2));
@@ -65,7 +65,7 @@ describe('startSync', () => {
 
   it('reports command errors as BackendError with code and message', async () => {
     const mem = new MemoryBackend();
-    const backend: Backend = {
+    const backend: SyncBackend = {
       ...bind(mem),
       callsSnapshot: () => Promise.reject({ code: 'db_unavailable', message: 'Database is locked' }),
       connectionStatus: () => Promise.reject('boom'),
@@ -83,7 +83,7 @@ describe('startSync', () => {
     try {
       const mem = new MemoryBackend([makeCall({ id: 'a' })]);
       let failures = 2;
-      const backend: Backend = {
+      const backend: SyncBackend = {
         ...bind(mem),
         callsSnapshot: () => (failures-- > 0 ? Promise.reject({ code: 'db_locked', message: 'x' }) : mem.callsSnapshot()),
       };
@@ -112,7 +112,7 @@ describe('startSync', () => {
 
   it('if a later subscription fails, the earlier one is undone and the error rethrown', async () => {
     const mem = new MemoryBackend();
-    const backend: Backend = { ...bind(mem), onConnectionChanged: () => Promise.reject(new Error('no events')) };
+    const backend: SyncBackend = { ...bind(mem), onConnectionChanged: () => Promise.reject(new Error('no events')) };
     await expect(startSync(backend, new CallsStore(), quiet)).rejects.toThrow('no events');
     expect(mem.listenerCount).toBe(0);
   });
@@ -152,7 +152,7 @@ describe('toBackendError', () => {
   });
 });
 
-function bind(mem: MemoryBackend): Backend {
+function bind(mem: MemoryBackend): SyncBackend {
   return {
     callsSnapshot: () => mem.callsSnapshot(),
     connectionStatus: () => mem.connectionStatus(),

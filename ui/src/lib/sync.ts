@@ -2,6 +2,9 @@
 import { toBackendError, type Backend, type BackendError, type ConnectionStatus } from './backend';
 import type { CallsStore } from './calls-store';
 
+/** What the sync needs of a backend. */
+export type SyncBackend = Pick<Backend, 'callsSnapshot' | 'connectionStatus' | 'onCallUpdated' | 'onConnectionChanged'>;
+
 export interface SyncHandlers {
   onConnection(status: ConnectionStatus): void;
   /** A command failed; `err.message` is meant for people, `err.code` for branching. */
@@ -23,7 +26,7 @@ export function retryDelay(attempt: number): number {
  * Resolves to a function that unsubscribes everything; rejects (with nothing left
  * subscribed) if subscribing fails.
  */
-export async function startSync(backend: Backend, store: CallsStore, handlers: SyncHandlers): Promise<() => void> {
+export async function startSync(backend: SyncBackend, store: CallsStore, handlers: SyncHandlers): Promise<() => void> {
   let stopped = false;
   let connSeq = 0;
   let lastState: ConnectionStatus['state'] | null = null;

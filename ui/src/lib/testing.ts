@@ -22,6 +22,11 @@ export function makeCall(over: Partial<CallView> & { id: string }): CallView {
     ringSeconds: null,
     talkSeconds: null,
     hangupCause: null,
+    company: null,
+    queue: null,
+    onHold: false,
+    rang: ['101'],
+    monitors: [],
     ...over,
   };
 }

@@ -49,6 +49,7 @@ pub fn hub_call(tenant: &str, id: &str, started: &str, state: CallStateView) -> 
         operator: None,
         rang: vec![],
         on_hold: false,
+        monitoring: vec![],
         caller: None,
         notes: vec![],
         disposition: None,

@@ -38,6 +38,7 @@ impl Setup {
             data_dir: dir.clone(),
             region: "RU".into(),
             dialplan,
+            seat: calldesk_engine::Seat::default(),
         })
         .await
         .unwrap();
