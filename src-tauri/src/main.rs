@@ -14,6 +14,10 @@
 //! | command | `presence`           | → `PresenceView[]`                             |
 //! | command | `caller_history`     | `number` → `CallView[]`                        |
 //! | command | `call_control`       | `spec: ControlSpec` → call id or null          |
+//! | command | `after_call`         | `call` → `AfterCall` (notes, disposition)      |
+//! | command | `add_note`           | `call, text` → `CallNote`                      |
+//! | command | `set_disposition`    | `call, code`                                   |
+//! | command | `disposition_codes`  | → `string[]` (`dispositions.json` or defaults) |
 //! | command | `figures_since`      | `since` (unix ms) → `OperatorFigures[]`        |
 //! | command | `operators`          | → `OperatorView[]` (hub; else empty)           |
 //! | command | `pop_painted`        | `ms`: a pop was painted `ms` after its event   |
@@ -25,7 +29,12 @@
 //! | event   | `call-updated`       | `CallView`                                     |
 //! | event   | `connection-changed` | `ConnectionStatus`                             |
 //! | event   | `presence-changed`   | `PresenceView`                                 |
+//! | command | `pending_dial`       | → number a `tel:` link asked for, or null      |
+//! | command | `show_main`          | brings the main window up                      |
+//! | command | `ui_ready`           | the UI is up (logged once: the cold start)     |
 //! | event   | `identity-changed`   | `Identity` (also after a profile switch)       |
+//! | event   | `dial-request`       | number from a `tel:`/`callto:` link            |
+//! | event   | `hotkey`             | `hangup` / `hold` / `transfer` / `disposition` |
 //!
 //! Errors reach the UI as `{ code, message }` ([`CommandError`]); the UI branches on `code`
 //! (`no_profile` until the first-run wizard has made one).
@@ -35,10 +44,14 @@
 //! `CALLDESK_REGION` (default region for numbers, default RU), `RUST_LOG`. Secrets live in the
 //! OS keyring.
 //!
+//! Desktop conventions (pop window, notifications, tray, hotkeys, links) live in `desk.rs`.
+//!
 //! Tested end to end by `cargo xtask e2e`: the real binary under Xvfb, driven by WebDriver.
 
 // Release builds on Windows have no console window.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod desk;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,7 +62,8 @@ use calldesk_engine::{
     OperatorView, PopLatency, Profile, ProfileConfig, ProfileError, ProfileList, Profiles, Secret,
 };
 use calldesk_wire::{
-    CallView, CapabilitiesView, ConnectionStatus, ControlSpec, Identity, PresenceView,
+    AfterCall, CallNote, CallView, CapabilitiesView, ConnectionStatus, ControlSpec, Identity,
+    PresenceView,
 };
 use tauri::{Emitter, Manager, State};
 use tokio::sync::RwLock;
@@ -199,6 +213,61 @@ async fn call_control(
     })
 }
 
+/// The number a `tel:`/`callto:` link asked to dial before the UI listened (once).
+#[tauri::command]
+fn pending_dial(app: tauri::AppHandle) -> Option<String> {
+    desk::take_pending_dial(&app)
+}
+
+/// The UI is mounted and has asked for its first data: logged once with the wall clock, so a
+/// benchmark (`cargo xtask desk-bench`) measures the cold start from its own spawn time.
+#[tauri::command]
+fn ui_ready() {
+    static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        tracing::info!(at_ms, "ui ready");
+    }
+}
+
+/// Brings the main window up (the pop window's "open" button).
+#[tauri::command]
+fn show_main(app: tauri::AppHandle) {
+    desk::show_main(&app);
+}
+
+/// The notes and disposition of a call.
+#[tauri::command]
+async fn after_call(shell: State<'_, Shell>, call: String) -> Result<AfterCall, CommandError> {
+    Ok(shell.engine().await?.after_call(&call).await?)
+}
+
+#[tauri::command]
+async fn add_note(
+    shell: State<'_, Shell>,
+    call: String,
+    text: String,
+) -> Result<CallNote, CommandError> {
+    Ok(shell.engine().await?.add_note(&call, &text).await?)
+}
+
+#[tauri::command]
+async fn set_disposition(
+    shell: State<'_, Shell>,
+    call: String,
+    code: String,
+) -> Result<(), CommandError> {
+    Ok(shell.engine().await?.set_disposition(&call, &code).await?)
+}
+
+/// The call centre's disposition codes.
+#[tauri::command]
+async fn disposition_codes(shell: State<'_, Shell>) -> Result<Vec<String>, CommandError> {
+    Ok(shell.engine().await?.disposition_codes())
+}
+
 /// Figures per operator since `since` (unix ms: the start of the operator's day).
 #[tauri::command]
 async fn figures_since(
@@ -294,6 +363,31 @@ fn base_config(app: &tauri::App) -> Result<EngineConfig, Box<dyn std::error::Err
 }
 
 /// Forwards one engine's events to the UI as Tauri events, until the engine is replaced.
+/// Logs the pop latency percentiles every 10 s while pops are measured (`cargo xtask
+/// pop-bench` reads the last line).
+async fn log_pop_latency(app: tauri::AppHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut logged = 0;
+    loop {
+        tick.tick().await;
+        let engine = app.state::<Shell>().engine.read().await.clone();
+        let Some(p) = engine.map(|e| e.pop_latency()) else {
+            continue;
+        };
+        if p.count != logged {
+            logged = p.count;
+            tracing::info!(
+                count = p.count,
+                p50_ms = p.p50,
+                p90_ms = p.p90,
+                p99_ms = p.p99,
+                max_ms = p.max,
+                "pop latency so far"
+            );
+        }
+    }
+}
+
 fn forward_events(
     app: tauri::AppHandle,
     engine: &EngineHandle,
@@ -309,8 +403,12 @@ fn forward_events(
                 _ = generation.changed() => break,
             };
             let sent = match event {
-                Ok(EngineEvent::CallUpdated(call)) => app.emit("call-updated", call),
+                Ok(EngineEvent::CallUpdated(call)) => {
+                    desk::call_changed(&app, &call, &engine.identity());
+                    app.emit("call-updated", call)
+                }
                 Ok(EngineEvent::ConnectionChanged(status)) => {
+                    desk::connection_changed(&app, &status);
                     app.emit("connection-changed", status)
                 }
                 Ok(EngineEvent::Presence(presence)) => app.emit("presence-changed", presence),
@@ -352,6 +450,24 @@ fn main() {
         )
         .init();
     let app = tauri::Builder::default()
+        // First: a second start hands its arguments (a tel: link) to this one and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            desk::show_main(app);
+            desk::dial_from_args(app, &argv);
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_denylist(&[desk::POP_WINDOW])
+                .build(),
+        )
+        .plugin(
+            tauri_plugin_global_shortcut::Builder::new()
+                .with_handler(|app, shortcut, event| desk::on_hotkey(app, shortcut, event.state))
+                .build(),
+        )
+        .manage(desk::DeskState::default())
         .invoke_handler(tauri::generate_handler![
             calls_snapshot,
             connection_status,
@@ -360,6 +476,10 @@ fn main() {
             presence,
             caller_history,
             call_control,
+            after_call,
+            add_note,
+            set_disposition,
+            disposition_codes,
             figures_since,
             operators,
             pop_painted,
@@ -367,11 +487,17 @@ fn main() {
             profiles_list,
             profile_save,
             profile_activate,
-            profile_delete
+            profile_delete,
+            pending_dial,
+            show_main,
+            ui_ready
         ])
         .setup(|app| {
             let base = base_config(app)?;
             tracing::info!(data_dir = %base.data_dir.display(), "calldesk starting");
+            desk::setup(app, &base.data_dir)?;
+            let args: Vec<String> = std::env::args().collect();
+            desk::dial_from_args(app.handle(), &args);
             let profiles = Profiles::new(&base.data_dir, Arc::new(KeyringStore));
             let (generation, _) = tokio::sync::watch::channel(0);
             let shell = Shell {
@@ -383,6 +509,7 @@ fn main() {
             // The last active profile starts at once; without one the UI shows the wizard.
             let active = shell.profiles.list().map(|l| l.active);
             app.manage(shell);
+            tauri::async_runtime::spawn(log_pop_latency(app.handle().clone()));
             match active {
                 Ok(Some(id)) => {
                     let handle = app.handle().clone();

@@ -328,4 +328,52 @@ describe('App', () => {
     await fireEvent.click(screen.getByTestId('tab-calls'));
     expect(screen.getByTestId('calls-list')).toBeTruthy();
   });
+
+  it('a tel: link dials at once as the operator; hotkeys act on the active call', async () => {
+    const talking = answered(makeCall({ id: 'c9', startedAt: NOW - 20_000, operator: '101', rang: ['101'] }), NOW - 10_000);
+    const backend = new MemoryBackend([talking]);
+    backend.pending = '+7 (495) 123-45-67';
+    setup(backend);
+    await settle();
+    await settle();
+    backend.emitDialRequest('102');
+    await settle();
+    backend.emitHotkey('hold');
+    await settle();
+    backend.emitHotkey('hangup');
+    await settle();
+    expect(backend.controls).toEqual([
+      { control: 'originate', region: '', operator: '101', to: '+7 (495) 123-45-67' },
+      { control: 'originate', region: '', operator: '101', to: '102' },
+      { control: 'hold', call: 'c9', operator: '101', on: true },
+      { control: 'hangup', call: 'c9', operator: '101' },
+    ]);
+    backend.emitHotkey('transfer');
+    await settle();
+    expect(document.activeElement).toBe(screen.getByTestId('ctl-transfer-to'));
+  });
+
+  it('after the call: notes and a disposition go on the operator\'s last ended call', async () => {
+    const done = ended(answered(makeCall({ id: 'e1', startedAt: NOW - 60_000, operator: '101', rang: ['101'] }), NOW - 50_000), 'answered', NOW - 5_000);
+    const backend = new MemoryBackend([done]);
+    setup(backend);
+    await settle();
+    await settle();
+    expect(screen.getByTestId('after-call').dataset.callId).toBe('e1');
+    await fireEvent.input(screen.getByTestId('after-note'), { target: { value: 'wants a quote by Friday' } });
+    await fireEvent.click(screen.getByTestId('after-add-note'));
+    await settle();
+    expect(screen.getByTestId('after-notes').textContent).toContain('wants a quote by Friday');
+    await fireEvent.change(screen.getByTestId('after-disposition'), { target: { value: 'callback' } });
+    await settle();
+    expect(screen.getByTestId('after-saved').textContent).toBe('Disposition: Call back');
+    expect(await backend.afterCall('e1')).toEqual({
+      notes: [{ id: 'note-1', text: 'wants a quote by Friday', author: null, createdAt: 0 }],
+      disposition: 'callback',
+    });
+    // The disposition hotkey puts the focus on the list.
+    backend.emitHotkey('disposition');
+    await settle();
+    expect(document.activeElement).toBe(screen.getByTestId('after-disposition'));
+  });
 });

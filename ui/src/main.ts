@@ -1,5 +1,6 @@
 import { mount } from 'svelte';
 import App from './App.svelte';
+import PopWindow from './lib/components/PopWindow.svelte';
 import type { Backend } from './lib/backend';
 import { MemoryBackend } from './lib/backend-memory';
 import { TauriBackend } from './lib/backend-tauri';
@@ -17,6 +18,10 @@ function pickBackend(): Backend {
 const target = document.getElementById('app');
 if (!target) throw new Error('#app element missing');
 
-const app = mount(App, { target, props: { backend: pickBackend() } });
+// The always-on-top pop window loads the same page with `#pop`.
+const app =
+  window.location.hash === '#pop'
+    ? mount(PopWindow, { target, props: { backend: pickBackend() } })
+    : mount(App, { target, props: { backend: pickBackend() } });
 
 export default app;

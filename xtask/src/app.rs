@@ -78,16 +78,17 @@ pub fn npm_run(root: &Path, script: &str) -> Result<()> {
     )
 }
 
-/// Builds the desktop app (debug) and returns the path of its binary. Needs `ui/dist`.
-pub fn build_desktop(root: &Path) -> Result<PathBuf> {
-    procs::run(
-        procs::cargo()
-            .args(["build", "-p", "calldesk-desktop"])
-            .current_dir(root),
-    )
-    .context("building the desktop app failed")?;
+/// Builds the desktop app (debug, or release for measurements) and returns the path of its
+/// binary. Needs `ui/dist`.
+pub fn build_desktop(root: &Path, release: bool) -> Result<PathBuf> {
+    let mut cmd = procs::cargo();
+    cmd.args(["build", "-p", "calldesk-desktop"]);
+    if release {
+        cmd.arg("--release");
+    }
+    procs::run(cmd.current_dir(root)).context("building the desktop app failed")?;
     let app = steps::target_dir(root)?
-        .join("debug")
+        .join(if release { "release" } else { "debug" })
         .join("calldesk-desktop");
     if !app.is_file() {
         bail!(

@@ -20,7 +20,7 @@ pub fn run() -> Result<ExitCode> {
     }
     let root = steps::repo_root();
     app::build_ui(&root)?;
-    let app = app::build_desktop(&root)?;
+    let app = app::build_desktop(&root, false)?;
     let status = procs::run_status(&mut Command::new(&app))?;
     // Exit codes are 0..=255 on Unix; a signal death has none, report it as 1.
     let code = status

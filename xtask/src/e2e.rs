@@ -34,20 +34,14 @@ pub struct E2eConfig {
     pub tauri_driver: PathBuf,
     /// Build `ui/dist` first (`npm ci` when needed, `npm run build`); false when it is fresh.
     pub build_ui: bool,
-    /// Instead of the checks: demo calls every 250 ms for this long, then the pop latency.
-    pub pop_bench: Option<Duration>,
 }
-
-/// The demo's call interval in the end-to-end test and in the pop benchmark.
-const DEMO_EVERY_MS: u64 = 1500;
-const BENCH_EVERY_MS: u64 = 250;
 
 /// Builds the app and runs the test; on failure prints the tail of the driver/app log.
 pub fn run(config: &E2eConfig) -> Result<()> {
     if config.build_ui {
         app::build_ui(&config.root)?;
     }
-    let app = app::build_desktop(&config.root)?;
+    let app = app::build_desktop(&config.root, false)?;
     if !Path::new(NATIVE_DRIVER).is_file() {
         bail!("{NATIVE_DRIVER} not found: install the Debian package webkit2gtk-driver");
     }
@@ -95,13 +89,7 @@ fn run_in_xvfb(config: &E2eConfig, app: &Path, out_dir: &Path, driver_log: &Path
             .env("XDG_CACHE_HOME", xdg_dir("cache")?)
             .env("CALLDESK_DATA_DIR", data_dir.path())
             .env("CALLDESK_REGION", REGION)
-            .env(
-                "CALLDESK_DEMO_EVERY_MS",
-                config
-                    .pop_bench
-                    .map_or(DEMO_EVERY_MS, |_| BENCH_EVERY_MS)
-                    .to_string(),
-            )
+            .env("CALLDESK_DEMO_EVERY_MS", "1500")
             .env("LANG", "C.UTF-8")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
@@ -138,10 +126,7 @@ fn run_in_xvfb(config: &E2eConfig, app: &Path, out_dir: &Path, driver_log: &Path
             Err(err) => return Err(err),
         }
     };
-    let result = match config.pop_bench {
-        Some(duration) => pop_bench(&session, duration),
-        None => check_demo(&session, started, out_dir, &display),
-    };
+    let result = check_demo(&session, started, out_dir, &display);
     if result.is_err() {
         let failure = out_dir.join("failure.png");
         if session
@@ -206,24 +191,6 @@ fn print_pop_latency(figures: &serde_json::Value) {
         let unit = if key == "count" { "" } else { "_ms" };
         println!("pop_latency_{key}{unit}={}", figures[key]);
     }
-}
-
-/// `cargo xtask pop-bench`: demo calls every 250 ms; every call ringing at the operator's
-/// extension pops; after `duration` the app's percentiles are printed.
-fn pop_bench(session: &Session, duration: Duration) -> Result<()> {
-    create_demo_profile(session, None)?;
-    wait_connected(session)?;
-    println!(
-        "measuring pops for {} s (demo call every {BENCH_EVERY_MS} ms)…",
-        duration.as_secs()
-    );
-    std::thread::sleep(duration);
-    let figures = pop_latency(session)?;
-    print_pop_latency(&figures);
-    if figures["count"].as_u64().unwrap_or(0) == 0 {
-        bail!("no pop was measured in {} s", duration.as_secs());
-    }
-    Ok(())
 }
 
 fn wait_connected(session: &Session) -> Result<()> {
@@ -296,14 +263,9 @@ fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str
 
     let window = out_dir.join("demo-window.png");
     write(&window, &session.screenshot()?)?;
+    // The whole X screen too: the always-on-top pop window is not in WebDriver's page.
     let screen = out_dir.join("demo-screen.png");
-    procs::output(
-        Command::new("import")
-            .args(["-window", "root"])
-            .arg(&screen)
-            .env("DISPLAY", display),
-    )
-    .context("screenshot of the Xvfb screen with ImageMagick `import` failed")?;
+    screen_shot(display, &screen)?;
 
     let russian = switch_to_russian(session, out_dir)?;
 
@@ -378,12 +340,26 @@ fn poll<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T
     })
 }
 
+/// A PNG of the whole Xvfb screen with ImageMagick: the main window and, while a call rings,
+/// the always-on-top pop window (WebDriver's screenshot shows one page only; it also makes
+/// WebKit paint first, which an X screenshot does not wait for).
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
+fn screen_shot(display: &str, path: &Path) -> Result<()> {
+    procs::output(
+        Command::new("import")
+            .args(["-window", "root"])
+            .arg(path)
+            .env("DISPLAY", display),
+    )
+    .map(drop)
+    .context("screenshot of the Xvfb screen with ImageMagick `import` failed")
+}
+
 /// Starts `Xvfb` on the first free display from :99 up and waits for its socket.
-fn start_xvfb(out_dir: &Path) -> Result<(String, ChildGuard)> {
+pub fn start_xvfb(out_dir: &Path) -> Result<(String, ChildGuard)> {
     let number = (99..200)
         .find(|n| {
             !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()

@@ -7,13 +7,15 @@
 //!                    test; prints `xtask: N passed, M failed[, K skipped]` last
 //! cargo xtask e2e    only the end-to-end test (builds the UI and the app): the real app under
 //!                    Xvfb, driven over WebDriver
+//! cargo xtask pop-bench [S]   the release app, a demo call every 250 ms: pop latency
+//! cargo xtask desk-bench [N]  the release app started N times: cold start, idle memory
 //! cargo xtask demo   builds the UI and the app, and runs the app in demo mode
 //! cargo xtask pg     starts a throwaway PostgreSQL, prints its DATABASE_URL, stops on Ctrl-C
 //! ```
 //!
 //! Environment: `DATABASE_URL` (use this database for the tests), `XTASK_PG=throwaway` (always
 //! start a throwaway cluster). Modules: `steps` (the `test` pipeline), `app` (building the UI
-//! and the desktop app), `pg`, `e2e` with its `webdriver` client, `demo`, `apt`, and `procs`
+//! and the desktop app), `pg`, `e2e` with its `webdriver` client, `bench`, `demo`, `apt`, and `procs`
 //! (commands and guards that stop background processes on every exit path). The `tidy` test
 //! checks the workspace's house rules.
 
@@ -22,6 +24,7 @@
 
 mod app;
 mod apt;
+mod bench;
 mod demo;
 mod e2e;
 mod pg;
@@ -41,6 +44,8 @@ commands:
          (needs the packages and tauri-driver that `cargo xtask test` sets up)
   pop-bench [S]  the app under Xvfb with a demo call every 250 ms for S seconds (default 60),
          then the pop latency (PBX event -> painted pop) percentiles
+  desk-bench [N]  the release app under Xvfb started N times (default 5): cold start to
+         interactive, then idle memory (RSS and PSS of the app and its WebKit processes)
   demo   build and run the desktop app in demo mode
   pg     start a throwaway PostgreSQL and print its DATABASE_URL (Ctrl-C stops it)";
 
@@ -48,16 +53,43 @@ fn main() -> ExitCode {
     procs::install_interrupt_handler();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str);
-    if command == Some("pop-bench") {
-        let seconds = match args.get(1).map(|s| s.parse::<u64>()) {
-            None => 60,
-            Some(Ok(s)) if (5..=3600).contains(&s) => s,
-            Some(_) => {
-                eprintln!("xtask: pop-bench takes a number of seconds between 5 and 3600");
-                return ExitCode::from(2);
-            }
-        };
-        return steps::e2e_only(Some(std::time::Duration::from_secs(seconds)));
+    // The benchmarks take one number.
+    let number = |what: &str, default: u64, range: std::ops::RangeInclusive<u64>| match args
+        .get(1)
+        .map(|s| s.parse::<u64>())
+    {
+        None => Ok(default),
+        Some(Ok(n)) if range.contains(&n) => Ok(n),
+        Some(_) => {
+            eprintln!(
+                "xtask: {} takes a number of {what} between {} and {}",
+                args[0],
+                range.start(),
+                range.end()
+            );
+            Err(ExitCode::from(2))
+        }
+    };
+    let bench = match command {
+        Some("pop-bench") => Some(
+            number("seconds", 60, 5..=3600)
+                .map(|s| bench::pop_bench(std::time::Duration::from_secs(s))),
+        ),
+        Some("desk-bench") => Some(number("runs", 5, 1..=50).map(|n| bench::run(n as usize))),
+        _ => None,
+    };
+    match bench {
+        Some(Err(code)) => return code,
+        Some(Ok(result)) => {
+            return result.map_or_else(
+                |err| {
+                    eprintln!("xtask: error: {err:#}");
+                    ExitCode::FAILURE
+                },
+                |()| ExitCode::SUCCESS,
+            );
+        }
+        None => {}
     }
     if args.len() > 1 {
         eprintln!(
@@ -68,7 +100,7 @@ fn main() -> ExitCode {
     }
     let result = match command {
         Some("test") => return steps::test_all(),
-        Some("e2e") => return steps::e2e_only(None),
+        Some("e2e") => return steps::e2e_only(),
         Some("demo") => demo::run(),
         Some("pg") => pg::serve().map(|()| ExitCode::SUCCESS),
         Some("help" | "-h" | "--help") => {

@@ -246,6 +246,11 @@ impl ChildGuard {
         })
     }
 
+    /// The process id (the leader of its group).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails if the process has already exited (it should still be serving).
     pub fn check_running(&mut self) -> Result<()> {
         match self.child.try_wait()? {

@@ -227,7 +227,6 @@ pub fn test_all() -> ExitCode {
                 root: ctx.root.clone(),
                 tauri_driver,
                 build_ui: false,
-                pop_bench: None,
             })
         },
     );
@@ -238,7 +237,7 @@ pub fn test_all() -> ExitCode {
 
 /// `cargo xtask e2e`: only the end-to-end step (builds the UI and the app; needs the system
 /// packages and tauri-driver that `cargo xtask test` sets up).
-pub fn e2e_only(pop_bench: Option<std::time::Duration>) -> ExitCode {
+pub fn e2e_only() -> ExitCode {
     let mut runner = Runner::new(1);
     runner.step(
         E2E_STEP,
@@ -254,7 +253,6 @@ pub fn e2e_only(pop_bench: Option<std::time::Duration>) -> ExitCode {
                 root: repo_root(),
                 tauri_driver,
                 build_ui: true,
-                pop_bench,
             })
         },
     );

@@ -16,7 +16,8 @@ use calldesk_calls::{
 use calldesk_sim::ami::{AmiSimConfig, AmiSimulator, Schedule};
 use calldesk_store::LocalStore;
 use calldesk_wire::{
-    CallView, ConnectionState, ConnectionStatus, Identity, PresenceView, ProfileKind,
+    AfterCall, CallNote, CallView, ConnectionState, ConnectionStatus, Identity, PresenceView,
+    ProfileKind,
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -130,6 +131,7 @@ enum Backend {
 pub struct EngineHandle {
     backend: Backend,
     store: LocalStore,
+    data_dir: PathBuf,
     plan: NumberPlan,
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<EngineEvent>,
@@ -259,6 +261,7 @@ impl Engine {
         Ok(EngineHandle {
             backend,
             store,
+            data_dir: config.data_dir,
             plan,
             commands,
             events,
@@ -392,6 +395,73 @@ impl EngineHandle {
             Backend::Ami(_) => self.store.calls_since(since, 100_000).await?,
         };
         Ok(crate::figures(&calls))
+    }
+
+    /// The notes and disposition of a call (from the hub, else this desk's own).
+    pub async fn after_call(&self, call: &str) -> Result<AfterCall, EngineError> {
+        match &self.backend {
+            Backend::Hub(pbx) => pbx
+                .client()
+                .after_call(call)
+                .await
+                .map(Option::unwrap_or_default)
+                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Ami(_) => Ok(self.store.after_call(call).await?),
+        }
+    }
+
+    /// Adds a note to a call (one line or several; at most 4000 characters).
+    pub async fn add_note(&self, call: &str, text: &str) -> Result<CallNote, EngineError> {
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > 4000 {
+            return Err(EngineError::Invalid(
+                "a note is 1 to 4000 characters".to_owned(),
+            ));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        match &self.backend {
+            Backend::Hub(pbx) => pbx
+                .client()
+                .add_note(call, &id, text)
+                .await
+                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Ami(_) => {
+                let note = CallNote {
+                    id,
+                    text: text.to_owned(),
+                    author: None,
+                    created_at: crate::book::wall_clock_millis(),
+                };
+                self.store.add_note(call, &note).await?;
+                Ok(note)
+            }
+        }
+    }
+
+    /// Sets the disposition of a call to one of [`EngineHandle::disposition_codes`].
+    pub async fn set_disposition(&self, call: &str, code: &str) -> Result<(), EngineError> {
+        if !self.disposition_codes().iter().any(|c| c == code) {
+            return Err(EngineError::Invalid(format!(
+                "`{code}` is not in the disposition list"
+            )));
+        }
+        match &self.backend {
+            Backend::Hub(pbx) => pbx
+                .client()
+                .set_disposition(call, code)
+                .await
+                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Ami(_) => Ok(self
+                .store
+                .set_disposition(call, code, crate::book::wall_clock_millis())
+                .await?),
+        }
+    }
+
+    /// The call centre's disposition codes: `dispositions.json` in the data folder (a JSON
+    /// array of codes), else the defaults.
+    pub fn disposition_codes(&self) -> Vec<String> {
+        crate::figures::disposition_codes(&self.data_dir)
     }
 
     /// The operators of the tenant (Hub profile; the other profiles know extensions only from

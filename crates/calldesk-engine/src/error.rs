@@ -24,6 +24,9 @@ pub enum EngineError {
     Profile(String),
     #[error("{0}")]
     Hub(String),
+    /// What the user typed cannot be used; the message says why.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl EngineError {
@@ -36,6 +39,7 @@ impl EngineError {
             Self::Stopped => "engine_stopped",
             Self::Profile(_) => "bad_profile",
             Self::Hub(_) => "hub_unavailable",
+            Self::Invalid(_) => "invalid",
         }
     }
 }

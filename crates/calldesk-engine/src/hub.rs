@@ -16,8 +16,8 @@ use calldesk_calls::{
     RecordAction,
 };
 use calldesk_wire::{
-    CallView, CapabilitiesView, ConnectionState, HUB_PROTOCOL, HubCall, HubMessage, Identity,
-    ProfileKind,
+    AfterCall, CallNote, CallView, CapabilitiesView, ConnectionState, HUB_PROTOCOL, HubCall,
+    HubMessage, Identity, NoteView, ProfileKind,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{StatusCode, Url};
@@ -358,6 +358,45 @@ impl HubClient {
             }
         }
         Ok(out)
+    }
+
+    /// The notes and disposition of a call (`None`: unknown to the hub, or not ours).
+    pub(crate) async fn after_call(&self, id: &str) -> Result<Option<AfterCall>, HubError> {
+        Ok(self.call(id).await?.map(|c| AfterCall {
+            notes: c.notes.iter().map(CallNote::from).collect(),
+            disposition: c.disposition.map(|d| d.code),
+        }))
+    }
+
+    /// Adds a note (idempotent by its id).
+    pub(crate) async fn add_note(
+        &self,
+        id: &str,
+        note_id: &str,
+        text: &str,
+    ) -> Result<CallNote, HubError> {
+        let url = self.url(&["api", "calls", id, "notes"]);
+        let body = json!({"id": note_id, "text": text});
+        let response = self.send(|http| http.post(url.clone()).json(&body)).await?;
+        if response.status() != StatusCode::OK {
+            return Err(HubError::Status(error_text(response).await));
+        }
+        let note: NoteView = response
+            .json()
+            .await
+            .map_err(|e| HubError::Garbled(e.to_string()))?;
+        Ok(CallNote::from(&note))
+    }
+
+    /// Sets the disposition of a call.
+    pub(crate) async fn set_disposition(&self, id: &str, code: &str) -> Result<(), HubError> {
+        let url = self.url(&["api", "calls", id, "disposition"]);
+        let body = json!({"code": code});
+        let response = self.send(|http| http.put(url.clone()).json(&body)).await?;
+        if response.status() != StatusCode::OK {
+            return Err(HubError::Status(error_text(response).await));
+        }
+        Ok(())
     }
 
     /// The tenant's operators.

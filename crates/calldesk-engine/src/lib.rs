@@ -27,6 +27,7 @@ mod error;
 mod figures;
 mod hub;
 mod latency;
+mod links;
 mod profiles;
 
 pub use calldesk_ami::AmiCredentials;
@@ -37,4 +38,5 @@ pub use error::EngineError;
 pub use figures::{OperatorFigures, figures};
 pub use hub::{HubProfile, OperatorView};
 pub use latency::PopLatency;
+pub use links::dial_link_number;
 pub use profiles::{HUB_SERVICE, Profile, ProfileError, ProfileList, ProfileSettings, Profiles};

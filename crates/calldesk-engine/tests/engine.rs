@@ -108,6 +108,21 @@ async fn demo_calls_pop_end_and_land_in_history() {
             call.id
         );
     }
+    // After the call, on this desk: a note and a disposition, read back.
+    let call = &ended[0].id;
+    let note = engine.add_note(call, "call back tomorrow").await.unwrap();
+    engine.set_disposition(call, "callback").await.unwrap();
+    assert_eq!(
+        engine.after_call(call).await.unwrap(),
+        calldesk_wire::AfterCall {
+            notes: vec![note],
+            disposition: Some("callback".into())
+        }
+    );
+    assert_eq!(
+        engine.add_note(call, "   ").await.unwrap_err().code(),
+        "invalid"
+    );
     engine.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -404,6 +404,17 @@ async fn the_hub_profile_pops_the_card_controls_reach_the_pbx_and_a_hub_restart_
         "{operators:?}"
     );
 
+    // After the call: a note and a disposition go to the hub and read back from it.
+    let note = ivan.add_note(&id, "  wants a quote  ").await.unwrap();
+    assert_eq!(note.text, "wants a quote");
+    assert_eq!(note.author.as_deref(), Some("ivan"));
+    ivan.set_disposition(&id, "callback").await.unwrap();
+    let err = ivan.set_disposition(&id, "no such code").await.unwrap_err();
+    assert_eq!(err.code(), "invalid", "{err}");
+    let after = sam.after_call(&id).await.unwrap();
+    assert_eq!(after.notes, vec![note]);
+    assert_eq!(after.disposition.as_deref(), Some("callback"));
+
     // The pop's "last calls" come from the hub.
     let history = ivan.caller_history("84951234567").await.unwrap();
     assert!(history.iter().any(|c| c.id == id), "{history:#?}");

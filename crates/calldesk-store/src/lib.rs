@@ -14,7 +14,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use calldesk_calls::{CallStatus, Direction};
-use calldesk_wire::{CallStateView, CallView, PartyView};
+use calldesk_wire::{AfterCall, CallNote, CallStateView, CallView, PartyView};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, sqlite::SqliteRow};
 
@@ -97,6 +97,65 @@ impl LocalStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Adds a note (idempotent by `note.id`: the same note twice is kept once).
+    pub async fn add_note(&self, call_id: &str, note: &CallNote) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO notes (id, call_id, text, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&note.id)
+        .bind(call_id)
+        .bind(&note.text)
+        .bind(note.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets (replaces) the disposition of a call.
+    pub async fn set_disposition(
+        &self,
+        call_id: &str,
+        code: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO dispositions (call_id, code, set_at) VALUES (?, ?, ?)
+             ON CONFLICT (call_id) DO UPDATE SET code = excluded.code, set_at = excluded.set_at",
+        )
+        .bind(call_id)
+        .bind(code)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The notes (oldest first) and disposition of a call.
+    pub async fn after_call(&self, call_id: &str) -> Result<AfterCall, StoreError> {
+        let notes = sqlx::query(
+            "SELECT id, text, created_at FROM notes WHERE call_id = ? ORDER BY created_at, id",
+        )
+        .bind(call_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(CallNote {
+                id: r.try_get("id")?,
+                text: r.try_get("text")?,
+                author: None,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let disposition = sqlx::query_scalar("SELECT code FROM dispositions WHERE call_id = ?")
+            .bind(call_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(AfterCall { notes, disposition })
     }
 
     /// The calls that ended at or after `since` (unix ms), newest first, at most `limit`.
@@ -285,6 +344,22 @@ mod tests {
             Some(calldesk_wire::CallStatusView::Missed)
         );
         assert_eq!(store.recent_calls(1).await.unwrap().len(), 1);
+        // After-call work: notes are idempotent by id, the disposition is replaced.
+        let note = |id: &str, at: i64| CallNote {
+            id: id.into(),
+            text: format!("note {id}"),
+            author: None,
+            created_at: at,
+        };
+        store.add_note("1.1", &note("b", 20)).await.unwrap();
+        store.add_note("1.1", &note("a", 10)).await.unwrap();
+        store.add_note("1.1", &note("a", 10)).await.unwrap();
+        store.set_disposition("1.1", "sale", 30).await.unwrap();
+        store.set_disposition("1.1", "callback", 40).await.unwrap();
+        let after = store.after_call("1.1").await.unwrap();
+        assert_eq!(after.notes, vec![note("a", 10), note("b", 20)]);
+        assert_eq!(after.disposition.as_deref(), Some("callback"));
+        assert_eq!(store.after_call("1.2").await.unwrap(), AfterCall::default());
         let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&store.pool)
             .await

@@ -169,6 +169,39 @@ pub struct ConnectionStatus {
     pub detail: Option<String>,
 }
 
+/// A note on a call as the desktop shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallNote {
+    /// Client-generated UUID: saving the same note twice keeps one.
+    pub id: String,
+    pub text: String,
+    /// The author's login (hub), none on this desk's own notes.
+    pub author: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// The after-call work on a call: its notes (oldest first) and disposition code.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AfterCall {
+    pub notes: Vec<CallNote>,
+    pub disposition: Option<String>,
+}
+
+impl From<&NoteView> for CallNote {
+    fn from(n: &NoteView) -> Self {
+        Self {
+            id: n.id.clone(),
+            text: n.text.clone(),
+            author: n.author.clone(),
+            created_at: calldesk_calls::Timestamp::parse_rfc3339(&n.created_at)
+                .map_or(0, calldesk_calls::Timestamp::unix_millis),
+        }
+    }
+}
+
 /// Who the app acts as: the hub's operator (Hub profile) or the seat the profile names
 /// (Direct, Demo). The UI pops calls ringing at `extension` and shows the supervisor view when
 /// `supervisor`.

@@ -1,9 +1,12 @@
 import {
   BackendError,
   NO_CAPABILITIES,
+  type AfterCall,
   type Backend,
+  type CallNote,
   type CallView,
   type Capabilities,
+  type HotkeyAction,
   type ConnectionStatus,
   type ControlSpec,
   type Identity,
@@ -46,10 +49,18 @@ export class MemoryBackend implements Backend {
   private profiles: ProfileList;
   private board = new Map<string, PresenceView>();
   private operatorList: OperatorInfo[];
+  readonly aftercare = new Map<string, AfterCall>();
+  codes = ['sale', 'callback', 'info', 'complaint', 'wrong_number', 'other'];
   private callListeners = new Set<(c: CallView) => void>();
   private connListeners = new Set<(s: ConnectionStatus) => void>();
   private identityListeners = new Set<(i: Identity) => void>();
   private presenceListeners = new Set<(p: PresenceView) => void>();
+  private dialListeners = new Set<(n: string) => void>();
+  private hotkeyListeners = new Set<(a: HotkeyAction) => void>();
+  /** A number a link asked to dial before the UI listened. */
+  pending: string | null = null;
+  shownMain = 0;
+  readyCalls = 0;
   /** When set, the next callsSnapshot()/connectionStatus() rejects with it (once). */
   failNext: BackendError | null = null;
   /** When set, every callControl rejects with it. */
@@ -119,6 +130,30 @@ export class MemoryBackend implements Backend {
     if (this.failControls) throw this.failControls;
     this.controls.push(structuredClone(spec));
     return spec.control === 'originate' ? `memory-${this.controls.length}` : null;
+  }
+
+  async afterCall(call: string): Promise<AfterCall> {
+    return structuredClone(this.aftercare.get(call) ?? { notes: [], disposition: null });
+  }
+
+  async addNote(call: string, text: string): Promise<CallNote> {
+    if (!text.trim()) throw new BackendError('invalid', 'a note is 1 to 4000 characters');
+    const entry = this.aftercare.get(call) ?? { notes: [], disposition: null };
+    const note: CallNote = { id: `note-${entry.notes.length + 1}`, text: text.trim(), author: null, createdAt: entry.notes.length };
+    entry.notes.push(note);
+    this.aftercare.set(call, entry);
+    return { ...note };
+  }
+
+  async setDisposition(call: string, code: string): Promise<void> {
+    if (!this.codes.includes(code)) throw new BackendError('invalid', `\`${code}\` is not in the disposition list`);
+    const entry = this.aftercare.get(call) ?? { notes: [], disposition: null };
+    entry.disposition = code;
+    this.aftercare.set(call, entry);
+  }
+
+  async dispositionCodes(): Promise<string[]> {
+    return [...this.codes];
   }
 
   async figuresSince(since: number): Promise<OperatorFigures[]> {
@@ -210,6 +245,38 @@ export class MemoryBackend implements Backend {
 
   async onPresenceChanged(cb: (p: PresenceView) => void): Promise<() => void> {
     return subscribe(this.presenceListeners, cb);
+  }
+
+  async onDialRequest(cb: (number: string) => void): Promise<() => void> {
+    return subscribe(this.dialListeners, cb);
+  }
+
+  async onHotkey(cb: (action: HotkeyAction) => void): Promise<() => void> {
+    return subscribe(this.hotkeyListeners, cb);
+  }
+
+  async pendingDial(): Promise<string | null> {
+    const n = this.pending;
+    this.pending = null;
+    return n;
+  }
+
+  async showMain(): Promise<void> {
+    this.shownMain += 1;
+  }
+
+  async uiReady(): Promise<void> {
+    this.readyCalls += 1;
+  }
+
+  /** Like a `dial-request` event (a tel: link). */
+  emitDialRequest(number: string): void {
+    for (const cb of [...this.dialListeners]) cb(number);
+  }
+
+  /** Like a `hotkey` event. */
+  emitHotkey(action: HotkeyAction): void {
+    for (const cb of [...this.hotkeyListeners]) cb(action);
   }
 
   /** Records the call and notifies subscribers (like a `call-updated` event). */

@@ -2,9 +2,12 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 import {
   toBackendError,
+  type AfterCall,
   type Backend,
+  type CallNote,
   type CallView,
   type Capabilities,
+  type HotkeyAction,
   type ConnectionStatus,
   type ControlSpec,
   type Identity,
@@ -54,6 +57,22 @@ export class TauriBackend implements Backend {
     return call('call_control', { spec });
   }
 
+  afterCall(callId: string): Promise<AfterCall> {
+    return call('after_call', { call: callId });
+  }
+
+  addNote(callId: string, text: string): Promise<CallNote> {
+    return call('add_note', { call: callId, text });
+  }
+
+  setDisposition(callId: string, code: string): Promise<void> {
+    return call('set_disposition', { call: callId, code });
+  }
+
+  dispositionCodes(): Promise<string[]> {
+    return call('disposition_codes');
+  }
+
   figuresSince(since: number): Promise<OperatorFigures[]> {
     return call('figures_since', { since });
   }
@@ -96,5 +115,25 @@ export class TauriBackend implements Backend {
 
   onPresenceChanged(cb: (p: PresenceView) => void): Promise<() => void> {
     return listen<PresenceView>('presence-changed', (ev) => cb(ev.payload));
+  }
+
+  onDialRequest(cb: (number: string) => void): Promise<() => void> {
+    return listen<string>('dial-request', (ev) => cb(ev.payload));
+  }
+
+  onHotkey(cb: (action: HotkeyAction) => void): Promise<() => void> {
+    return listen<HotkeyAction>('hotkey', (ev) => cb(ev.payload));
+  }
+
+  pendingDial(): Promise<string | null> {
+    return call('pending_dial');
+  }
+
+  showMain(): Promise<void> {
+    return call('show_main');
+  }
+
+  uiReady(): Promise<void> {
+    return call('ui_ready');
   }
 }

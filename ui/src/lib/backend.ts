@@ -107,6 +107,21 @@ export interface PresenceView {
   reason: string | null;
 }
 
+export interface CallNote {
+  id: string;
+  text: string;
+  /** The author's login (hub); null for this desk's own notes. */
+  author: string | null;
+  /** Unix ms. */
+  createdAt: number;
+}
+
+/** The after-call work on a call. */
+export interface AfterCall {
+  notes: CallNote[];
+  disposition: string | null;
+}
+
 /** One operator's figures since a moment (today). */
 export interface OperatorFigures {
   extension: string;
@@ -164,6 +179,11 @@ export interface Backend {
   callerHistory(number: string): Promise<CallView[]>;
   /** Resolves to the new call's id for a click-to-call (when the PBX tells it), else null. */
   callControl(spec: ControlSpec): Promise<string | null>;
+  afterCall(call: string): Promise<AfterCall>;
+  addNote(call: string, text: string): Promise<CallNote>;
+  setDisposition(call: string, code: string): Promise<void>;
+  /** The call centre's disposition codes. */
+  dispositionCodes(): Promise<string[]>;
   /** Figures per operator for the calls since `since` (unix ms). */
   figuresSince(since: number): Promise<OperatorFigures[]>;
   /** The tenant's operators (hub; empty otherwise). */
@@ -181,7 +201,19 @@ export interface Backend {
   onConnectionChanged(cb: (s: ConnectionStatus) => void): Promise<() => void>;
   onIdentityChanged(cb: (i: Identity) => void): Promise<() => void>;
   onPresenceChanged(cb: (p: PresenceView) => void): Promise<() => void>;
+  /** A `tel:`/`callto:` link asks to dial this number. */
+  onDialRequest(cb: (number: string) => void): Promise<() => void>;
+  /** A global hotkey was pressed: `hangup`, `hold`, `transfer` or `disposition`. */
+  onHotkey(cb: (action: HotkeyAction) => void): Promise<() => void>;
+  /** The number a link asked to dial before the UI listened (taken once). */
+  pendingDial(): Promise<string | null>;
+  /** Brings the main window up (from the pop window). */
+  showMain(): Promise<void>;
+  /** The UI is mounted and has its first data (the cold-start mark). */
+  uiReady(): Promise<void>;
 }
+
+export type HotkeyAction = 'hangup' | 'hold' | 'transfer' | 'disposition';
 
 /**
  * Error shape of every failed backend command (`{ code, message }`).

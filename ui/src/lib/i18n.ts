@@ -42,6 +42,8 @@ const en = {
   'pop.ringTime': 'Ringing for',
   'pop.moreRinging': { one: '+{n} more ringing', other: '+{n} more ringing' },
   'pop.company': 'Company',
+  'pop.open': 'Open',
+  'pop.reject': 'Reject',
   'pop.queue': 'Queue {queue}',
   'pop.lastCalls': 'Last calls',
   'pop.noHistory': 'First call from this number',
@@ -166,6 +168,20 @@ const en = {
   'board.members': 'agents: {n}, paused: {paused}',
   'tab.board': 'Board',
   'tab.calls': 'Calls',
+
+  'after.title': 'After the call',
+  'after.note': 'Note',
+  'after.addNote': 'Add note',
+  'after.noteSaved': 'Note saved',
+  'after.disposition': 'Disposition',
+  'after.choose': 'Choose…',
+  'after.dispositionSaved': 'Disposition: {code}',
+  'disp.sale': 'Sale',
+  'disp.callback': 'Call back',
+  'disp.info': 'Information',
+  'disp.complaint': 'Complaint',
+  'disp.wrong_number': 'Wrong number',
+  'disp.other': 'Other',
 } as const satisfies Record<string, Message>;
 
 export type MessageKey = keyof typeof en;
@@ -204,6 +220,8 @@ const ru: Dictionary = {
     other: 'Ещё {n} звонка',
   },
   'pop.company': 'Компания',
+  'pop.open': 'Открыть',
+  'pop.reject': 'Отклонить',
   'pop.queue': 'Очередь {queue}',
   'pop.lastCalls': 'Последние звонки',
   'pop.noHistory': 'Первый звонок с этого номера',
@@ -333,6 +351,20 @@ const ru: Dictionary = {
   'board.members': 'агентов: {n}, на паузе: {paused}',
   'tab.board': 'Панель',
   'tab.calls': 'Звонки',
+
+  'after.title': 'После звонка',
+  'after.note': 'Заметка',
+  'after.addNote': 'Добавить заметку',
+  'after.noteSaved': 'Заметка сохранена',
+  'after.disposition': 'Итог звонка',
+  'after.choose': 'Выберите…',
+  'after.dispositionSaved': 'Итог: {code}',
+  'disp.sale': 'Продажа',
+  'disp.callback': 'Перезвонить',
+  'disp.info': 'Консультация',
+  'disp.complaint': 'Жалоба',
+  'disp.wrong_number': 'Ошиблись номером',
+  'disp.other': 'Другое',
 };
 
 export const dictionaries: Readonly<Record<Lang, Dictionary>> = { en, ru };
