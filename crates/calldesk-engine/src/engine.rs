@@ -461,7 +461,7 @@ impl EngineHandle {
     /// The call centre's disposition codes: `dispositions.json` in the data folder (a JSON
     /// array of codes), else the defaults.
     pub fn disposition_codes(&self) -> Vec<String> {
-        crate::figures::disposition_codes(&self.data_dir)
+        crate::dispositions::disposition_codes(&self.data_dir)
     }
 
     /// The operators of the tenant (Hub profile; the other profiles know extensions only from

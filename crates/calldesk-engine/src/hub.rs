@@ -306,7 +306,16 @@ impl HubClient {
 
     /// An authorised GET whose 200 answer is JSON of type `T`.
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: Url) -> Result<T, HubError> {
-        let response = self.send(|http| http.get(url.clone())).await?;
+        self.fetch_json(|http| http.get(url.clone())).await
+    }
+
+    /// An authorised request whose 200 answer is JSON of type `T`; any other status is the
+    /// hub's error message.
+    async fn fetch_json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<T, HubError> {
+        let response = self.send(request).await?;
         if response.status() != StatusCode::OK {
             return Err(HubError::Status(error_text(response).await));
         }
@@ -377,14 +386,9 @@ impl HubClient {
     ) -> Result<CallNote, HubError> {
         let url = self.url(&["api", "calls", id, "notes"]);
         let body = json!({"id": note_id, "text": text});
-        let response = self.send(|http| http.post(url.clone()).json(&body)).await?;
-        if response.status() != StatusCode::OK {
-            return Err(HubError::Status(error_text(response).await));
-        }
-        let note: NoteView = response
-            .json()
-            .await
-            .map_err(|e| HubError::Garbled(e.to_string()))?;
+        let note: NoteView = self
+            .fetch_json(|http| http.post(url.clone()).json(&body))
+            .await?;
         Ok(CallNote::from(&note))
     }
 
@@ -392,10 +396,9 @@ impl HubClient {
     pub(crate) async fn set_disposition(&self, id: &str, code: &str) -> Result<(), HubError> {
         let url = self.url(&["api", "calls", id, "disposition"]);
         let body = json!({"code": code});
-        let response = self.send(|http| http.put(url.clone()).json(&body)).await?;
-        if response.status() != StatusCode::OK {
-            return Err(HubError::Status(error_text(response).await));
-        }
+        let _: serde::de::IgnoredAny = self
+            .fetch_json(|http| http.put(url.clone()).json(&body))
+            .await?;
         Ok(())
     }
 

@@ -22,6 +22,7 @@
 //! SQLite file.
 
 mod book;
+mod dispositions;
 mod engine;
 mod error;
 mod figures;
