@@ -14,10 +14,14 @@
 //! | command | `presence`           | → `PresenceView[]`                             |
 //! | command | `caller_history`     | `number` → `CallView[]`                        |
 //! | command | `call_control`       | `spec: ControlSpec` → call id or null          |
-//! | command | `after_call`         | `call` → `AfterCall` (notes, disposition)      |
+//! | command | `after_call`         | `call` → `AfterCall` (notes, disposition, tags) |
 //! | command | `add_note`           | `call, text` → `CallNote`                      |
 //! | command | `set_disposition`    | `call, code`                                   |
 //! | command | `disposition_codes`  | → `string[]` (`dispositions.json` or defaults) |
+//! | command | `set_tags`           | `call, tags` → `string[]` (as stored)          |
+//! | command | `callbacks`          | → `CallbackView[]` (missed-calls worklist)     |
+//! | command | `claim_callback`     | `number, claim` → `CallbackView?`              |
+//! | command | `close_callback`     | `number, outcome`                              |
 //! | command | `figures_since`      | `since` (unix ms) → `OperatorFigures[]`        |
 //! | command | `operators`          | → `OperatorView[]` (hub; else empty)           |
 //! | command | `pop_painted`        | `ms`: a pop was painted `ms` after its event   |
@@ -62,8 +66,8 @@ use calldesk_engine::{
     OperatorView, PopLatency, Profile, ProfileConfig, ProfileError, ProfileList, Profiles, Secret,
 };
 use calldesk_wire::{
-    AfterCall, CallNote, CallView, CapabilitiesView, ConnectionStatus, ControlSpec, Identity,
-    PresenceView,
+    AfterCall, CallNote, CallView, CallbackView, CapabilitiesView, ConnectionStatus, ControlSpec,
+    Identity, PresenceView,
 };
 use tauri::{Emitter, Manager, State};
 use tokio::sync::RwLock;
@@ -260,6 +264,42 @@ async fn set_disposition(
     code: String,
 ) -> Result<(), CommandError> {
     Ok(shell.engine().await?.set_disposition(&call, &code).await?)
+}
+
+#[tauri::command]
+async fn set_tags(
+    shell: State<'_, Shell>,
+    call: String,
+    tags: Vec<String>,
+) -> Result<Vec<String>, CommandError> {
+    Ok(shell.engine().await?.set_tags(&call, &tags).await?)
+}
+
+#[tauri::command]
+async fn callbacks(shell: State<'_, Shell>) -> Result<Vec<CallbackView>, CommandError> {
+    Ok(shell.engine().await?.callbacks().await?)
+}
+
+#[tauri::command]
+async fn claim_callback(
+    shell: State<'_, Shell>,
+    number: String,
+    claim: bool,
+) -> Result<Option<CallbackView>, CommandError> {
+    Ok(shell.engine().await?.claim_callback(&number, claim).await?)
+}
+
+#[tauri::command]
+async fn close_callback(
+    shell: State<'_, Shell>,
+    number: String,
+    outcome: String,
+) -> Result<(), CommandError> {
+    Ok(shell
+        .engine()
+        .await?
+        .close_callback(&number, &outcome)
+        .await?)
 }
 
 /// The call centre's disposition codes.
@@ -480,6 +520,10 @@ fn main() {
             add_note,
             set_disposition,
             disposition_codes,
+            set_tags,
+            callbacks,
+            claim_callback,
+            close_callback,
             figures_since,
             operators,
             pop_painted,

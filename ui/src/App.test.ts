@@ -367,13 +367,67 @@ describe('App', () => {
     await fireEvent.change(screen.getByTestId('after-disposition'), { target: { value: 'callback' } });
     await settle();
     expect(screen.getByTestId('after-saved').textContent).toBe('Disposition: Call back');
+    // Tags: several at once, normalised; a chip's × removes one.
+    await fireEvent.input(screen.getByTestId('after-tag-input'), { target: { value: 'VIP, ремонт vip' } });
+    await fireEvent.submit(screen.getByTestId('after-tag-input').closest('form') as HTMLFormElement);
+    await settle();
+    expect(within(screen.getByTestId('after-tags')).getAllByRole('listitem').map((li) => li.firstChild?.textContent)).toEqual(['vip', 'ремонт']);
+    expect((screen.getByTestId('after-tag-input') as HTMLInputElement).value).toBe('');
+    await fireEvent.click(screen.getByRole('button', { name: 'Remove tag vip' }));
+    await settle();
+    await fireEvent.input(screen.getByTestId('after-tag-input'), { target: { value: 'two words!' } });
+    await fireEvent.click(screen.getByTestId('after-add-tags'));
+    await settle();
+    expect(screen.getByTestId('after-error').textContent).toContain('words!');
     expect(await backend.afterCall('e1')).toEqual({
       notes: [{ id: 'note-1', text: 'wants a quote by Friday', author: null, createdAt: 0 }],
       disposition: 'callback',
+      tags: ['ремонт'],
     });
     // The disposition hotkey puts the focus on the list.
     backend.emitHotkey('disposition');
     await settle();
     expect(document.activeElement).toBe(screen.getByTestId('after-disposition'));
+  });
+
+  it('the missed-calls worklist: a badge counts open callers; call back takes it and dials; close clears it', async () => {
+    const miss = (id: string, from: string, at: number) =>
+      ended(makeCall({ id, from: party(from, 'Ivan'), startedAt: at, operator: '101', rang: ['101'] }), 'missed', at + 20_000);
+    const reached = ended(
+      answered(makeCall({ id: 'b2', from: party('+7 495 765-43-21'), startedAt: NOW - 100_000, rang: ['101'] }), NOW - 95_000),
+      'answered',
+      NOW - 90_000,
+    );
+    const backend = new MemoryBackend([
+      miss('a1', '+7 495 123-45-67', NOW - 300_000),
+      miss('a2', '+7 495 123-45-67', NOW - 200_000),
+      miss('b1', '+7 495 765-43-21', NOW - 250_000),
+      reached,
+    ]);
+    setup(backend);
+    await settle();
+    await settle();
+    // B was reached later: only A waits.
+    expect(screen.getByTestId('callbacks-open').textContent).toBe('1');
+    await fireEvent.click(screen.getByTestId('tab-callbacks'));
+    await settle();
+    const items = screen.getAllByTestId('wl-item');
+    expect(items.map((i) => i.dataset.number)).toEqual(['+74951234567']);
+    const item = items[0] as HTMLElement;
+    expect(within(item).getByTestId('wl-missed').textContent).toBe('2 missed calls');
+    expect(item.textContent).toContain('Ivan');
+    await fireEvent.click(within(item).getByTestId('wl-call-back'));
+    await settle();
+    await settle();
+    expect(backend.controls).toEqual([{ control: 'originate', region: '', operator: '101', to: '+74951234567' }]);
+    expect(within(screen.getByTestId('wl-item')).getByTestId('wl-claim').textContent?.trim()).toBe('taken by you');
+    expect(screen.queryByTestId('callbacks-open')).toBeNull();
+    await fireEvent.change(screen.getByTestId('wl-outcome'), { target: { value: 'unreachable' } });
+    await fireEvent.click(screen.getByTestId('wl-close'));
+    await settle();
+    await settle();
+    expect(screen.getByTestId('wl-done').textContent).toBe('+74951234567 closed: Unreachable');
+    expect(screen.getByTestId('wl-empty')).toBeTruthy();
+    expect(backend.callbackState.get('+74951234567')?.outcome).toBe('unreachable');
   });
 });

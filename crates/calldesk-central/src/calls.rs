@@ -1,4 +1,4 @@
-//! Calls: the hub's [`HubCall`] stored as JSONB (without notes and disposition) beside the
+//! Calls: the hub's [`HubCall`] stored as JSONB (without notes, disposition and tags) beside the
 //! columns the list filters on; batched idempotent upserts where an ended call is final; the
 //! list with keyset pagination; each call's history of states.
 
@@ -115,11 +115,12 @@ fn is_ended(c: &HubCall) -> bool {
     c.state == CallStateView::Ended
 }
 
-/// What is stored of a call: no notes, no disposition (they have their own tables).
+/// What is stored of a call: no notes, disposition or tags (they have their own tables).
 fn stripped(c: &HubCall) -> HubCall {
     HubCall {
         notes: Vec::new(),
         disposition: None,
+        tags: Vec::new(),
         ..c.clone()
     }
 }
@@ -301,6 +302,10 @@ const CALL_SELECT: &str = "SELECT c.pbx_call_id, c.record,
             LEFT JOIN operators o ON o.tenant_id = n.tenant_id AND o.id = n.author_id
             WHERE n.tenant_id = c.tenant_id AND n.pbx_call_id = c.pbx_call_id
         ), '[]'::jsonb) AS notes,
+        coalesce((
+            SELECT array_agg(tg.tag ORDER BY tg.tag) FROM call_tags tg
+            WHERE tg.tenant_id = c.tenant_id AND tg.pbx_call_id = c.pbx_call_id
+        ), '{}'::text[]) AS tags,
         d.code AS disposition_code, od.login AS disposition_by,
         floor(extract(epoch FROM d.set_at) * 1000)::int8 AS disposition_at_ms
     FROM calls c
@@ -321,6 +326,7 @@ struct CallRow {
     record: Json<HubCall>,
     started_us: i64,
     notes: Json<Vec<NoteRow>>,
+    tags: Vec<String>,
     disposition_code: Option<String>,
     disposition_by: Option<String>,
     disposition_at_ms: Option<i64>,
@@ -341,6 +347,7 @@ impl CallRow {
                 created_at: time::millis_rfc3339(n.at_ms),
             })
             .collect();
+        call.tags = self.tags;
         call.disposition = self.disposition_code.map(|code| DispositionView {
             code,
             set_by: self.disposition_by,
@@ -648,6 +655,7 @@ mod tests {
             }),
             notes: vec![],
             disposition: None,
+            tags: vec![],
         }
     }
 

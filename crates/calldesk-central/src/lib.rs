@@ -4,7 +4,7 @@
 //! tenants (PBX settings, the clientId digest), operators (argon2id password hashes, see
 //! [`password`]), the caller directory (companies, contacts, E.164 phones, [`CentralStore::identify`]),
 //! calls (the hub's [`HubCall`] as JSONB plus the columns the list filters on), each call's
-//! history of states, notes and dispositions, the Mango webhook inbox, and the coordination of
+//! history of states, notes, dispositions and tags, the missed-calls worklist, the Mango webhook inbox, and the coordination of
 //! hub replicas (session advisory locks per PBX on a [`LeaseConnection`], LISTEN/NOTIFY).
 //!
 //! Invariants:
@@ -40,6 +40,7 @@ pub mod password;
 mod replicas;
 mod tenants;
 mod time;
+mod worklist;
 
 pub use calldesk_wire::{CallerCard, CardRef, DispositionView, HubCall, NoteView};
 pub use calls::{CallEventRow, CallFilter, CallPage};
@@ -50,6 +51,7 @@ pub use password::{client_secret_digest, hash_password, new_client_secret, verif
 pub use replicas::{LeaseConnection, lease_key};
 pub use sqlx::postgres::PgListener as Listener;
 pub use tenants::{AmiDialplan, NewTenant, PbxConfig, TenantConfig};
+pub use worklist::{Actor, MAX_WORKLIST_DAYS, WORKLIST_DAYS};
 
 /// The migrations of the central database, for the hub and for tests.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/central");
@@ -74,6 +76,10 @@ pub enum CentralError {
     /// The row addressed does not exist in the tenant (or the tenant does not exist).
     #[error("{0}")]
     NotFound(String),
+    /// The row is held by someone else (a worklist item another operator took); the text
+    /// names them.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// A value read from the database that does not decode (e.g. a tenant id that is no longer

@@ -228,8 +228,4 @@ impl BookTask {
     }
 }
 
-pub(crate) fn wall_clock_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use calldesk_store::wall_clock_millis;

@@ -16,8 +16,8 @@ use calldesk_calls::{
 use calldesk_sim::ami::{AmiSimConfig, AmiSimulator, Schedule};
 use calldesk_store::LocalStore;
 use calldesk_wire::{
-    AfterCall, CallNote, CallView, ConnectionState, ConnectionStatus, Identity, PresenceView,
-    ProfileKind,
+    AfterCall, CallNote, CallView, CallbackOutcome, CallbackView, ConnectionState,
+    ConnectionStatus, Identity, PresenceView, ProfileKind,
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -30,6 +30,8 @@ use crate::latency::{LatencySamples, PopLatency};
 
 /// How many calls with a number the pop's "last calls" shows.
 const CALLER_HISTORY: u32 = 5;
+/// The desk's own worklist looks back this many days (the hub's default is the same).
+const WORKLIST_DAYS: i64 = 7;
 /// Ping the PBX this often; a Ping unanswered within the same time means a dead session.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -454,6 +456,80 @@ impl EngineHandle {
             Backend::Ami(_) => Ok(self
                 .store
                 .set_disposition(call, code, crate::book::wall_clock_millis())
+                .await?),
+        }
+    }
+
+    /// Replaces the tags of a call (normalised: lowercase letters, digits, `-`, `_`; at most
+    /// 10); returns them as stored.
+    pub async fn set_tags(&self, call: &str, tags: &[String]) -> Result<Vec<String>, EngineError> {
+        let tags = calldesk_wire::normalize_tags(tags).map_err(EngineError::Invalid)?;
+        match &self.backend {
+            Backend::Hub(pbx) => pbx
+                .client()
+                .set_tags(call, &tags)
+                .await
+                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Ami(_) => Ok(self.store.set_tags(call, &tags).await?),
+        }
+    }
+
+    /// The missed-calls worklist (the tenant's with the hub, else this desk's), newest first,
+    /// over the last [`WORKLIST_DAYS`] days.
+    pub async fn callbacks(&self) -> Result<Vec<CallbackView>, EngineError> {
+        match &self.backend {
+            Backend::Hub(pbx) => pbx
+                .client()
+                .callbacks()
+                .await
+                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Ami(_) => {
+                let since = crate::book::wall_clock_millis() - WORKLIST_DAYS * 86_400_000;
+                Ok(self.store.callbacks(since).await?)
+            }
+        }
+    }
+
+    /// Takes (`claim`) or gives back the worklist item of `number`.
+    pub async fn claim_callback(
+        &self,
+        number: &str,
+        claim: bool,
+    ) -> Result<Option<CallbackView>, EngineError> {
+        let action = if claim { "claim" } else { "release" };
+        match &self.backend {
+            Backend::Hub(pbx) => pbx
+                .client()
+                .callback_action(action, number, None)
+                .await
+                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Ami(_) => Ok(Some(
+                self.store
+                    .claim_callback(number, claim, crate::book::wall_clock_millis())
+                    .await?,
+            )),
+        }
+    }
+
+    /// Closes the worklist item of `number` with `outcome` (`reached`, `unreachable`,
+    /// `not_needed`).
+    pub async fn close_callback(&self, number: &str, outcome: &str) -> Result<(), EngineError> {
+        let outcome = CallbackOutcome::from_name(outcome).ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "`{}` is not one of reached, unreachable, not_needed",
+                outcome.escape_debug()
+            ))
+        })?;
+        match &self.backend {
+            Backend::Hub(pbx) => pbx
+                .client()
+                .callback_action("close", number, Some(outcome.as_str()))
+                .await
+                .map(drop)
+                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Ami(_) => Ok(self
+                .store
+                .close_callback(number, outcome, crate::book::wall_clock_millis())
                 .await?),
         }
     }

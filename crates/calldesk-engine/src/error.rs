@@ -11,8 +11,8 @@ pub enum EngineError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("the call history could not be opened: {0}")]
-    Store(#[from] calldesk_store::StoreError),
+    #[error("the call history could not be used: {0}")]
+    Store(calldesk_store::StoreError),
     #[error("the built-in demo PBX could not start: {0}")]
     Simulator(std::io::Error),
     #[error("the default region `{0}` is not a country code such as RU")]
@@ -27,6 +27,16 @@ pub enum EngineError {
     /// What the user typed cannot be used; the message says why.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<calldesk_store::StoreError> for EngineError {
+    fn from(e: calldesk_store::StoreError) -> Self {
+        match e {
+            // a bad tag, or a worklist item that is not there: the user's to fix
+            calldesk_store::StoreError::Invalid(m) => Self::Invalid(m),
+            other => Self::Store(other),
+        }
+    }
 }
 
 impl EngineError {

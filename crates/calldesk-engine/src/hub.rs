@@ -16,8 +16,8 @@ use calldesk_calls::{
     RecordAction,
 };
 use calldesk_wire::{
-    AfterCall, CallNote, CallView, CapabilitiesView, ConnectionState, HUB_PROTOCOL, HubCall,
-    HubMessage, Identity, NoteView, ProfileKind,
+    AfterCall, CallNote, CallView, CallbackItem, CallbackView, CapabilitiesView, ConnectionState,
+    HUB_PROTOCOL, HubCall, HubMessage, Identity, NoteView, ProfileKind,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{StatusCode, Url};
@@ -374,6 +374,7 @@ impl HubClient {
         Ok(self.call(id).await?.map(|c| AfterCall {
             notes: c.notes.iter().map(CallNote::from).collect(),
             disposition: c.disposition.map(|d| d.code),
+            tags: c.tags,
         }))
     }
 
@@ -400,6 +401,52 @@ impl HubClient {
             .fetch_json(|http| http.put(url.clone()).json(&body))
             .await?;
         Ok(())
+    }
+
+    /// Replaces the call's tags; returns them as stored.
+    pub(crate) async fn set_tags(
+        &self,
+        id: &str,
+        tags: &[String],
+    ) -> Result<Vec<String>, HubError> {
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            tags: Vec<String>,
+        }
+        let url = self.url(&["api", "calls", id, "tags"]);
+        let body = json!({ "tags": tags });
+        let stored: Tags = self
+            .fetch_json(|http| http.put(url.clone()).json(&body))
+            .await?;
+        Ok(stored.tags)
+    }
+
+    /// The tenant's missed-calls worklist.
+    pub(crate) async fn callbacks(&self) -> Result<Vec<CallbackView>, HubError> {
+        #[derive(serde::Deserialize)]
+        struct Items {
+            items: Vec<CallbackItem>,
+        }
+        let list: Items = self.get_json(self.url(&["api", "callbacks"])).await?;
+        Ok(list.items.iter().map(CallbackView::from).collect())
+    }
+
+    /// Claims (`action` "claim"), gives back ("release") or closes ("close", with `outcome`)
+    /// the worklist item of `number`; the item after a claim or release.
+    pub(crate) async fn callback_action(
+        &self,
+        action: &str,
+        number: &str,
+        outcome: Option<&str>,
+    ) -> Result<Option<CallbackView>, HubError> {
+        let url = self.url(&["api", "callbacks", action]);
+        let body = json!({ "number": number, "outcome": outcome });
+        let reply: serde_json::Value = self
+            .fetch_json(|http| http.post(url.clone()).json(&body))
+            .await?;
+        Ok(serde_json::from_value::<CallbackItem>(reply)
+            .ok()
+            .map(|item| CallbackView::from(&item)))
     }
 
     /// The tenant's operators.

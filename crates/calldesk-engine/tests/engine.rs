@@ -115,10 +115,56 @@ async fn demo_calls_pop_end_and_land_in_history() {
     assert_eq!(
         engine.after_call(call).await.unwrap(),
         calldesk_wire::AfterCall {
-            notes: vec![note],
-            disposition: Some("callback".into())
+            notes: vec![note.clone()],
+            disposition: Some("callback".into()),
+            tags: vec![],
         }
     );
+    let tags = engine
+        .set_tags(call, &["VIP".into(), " vip".into(), "ремонт".into()])
+        .await
+        .unwrap();
+    assert_eq!(tags, ["vip", "ремонт"]);
+    assert_eq!(engine.after_call(call).await.unwrap().tags, tags);
+    assert_eq!(
+        engine
+            .set_tags(call, &["a b".into()])
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid"
+    );
+
+    // The missed callers are on this desk's worklist; claim one, then close it.
+    let missed = ended
+        .iter()
+        .find(|c| c.status == Some(calldesk_wire::CallStatusView::Missed))
+        .unwrap();
+    let number = missed.from.e164.clone().unwrap();
+    let list = engine.callbacks().await.unwrap();
+    let item = list.iter().find(|c| c.number == number).unwrap();
+    assert_eq!((item.missed, item.claimed_by.as_deref()), (1, None));
+    let item = engine.claim_callback(&number, true).await.unwrap().unwrap();
+    assert_eq!(item.claimed_by.as_deref(), Some("me"));
+    assert_eq!(
+        engine
+            .close_callback(&number, "done")
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid"
+    );
+    engine.close_callback(&number, "reached").await.unwrap();
+    assert!(
+        !engine
+            .callbacks()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.number == number)
+    );
+    let e = engine.claim_callback(&number, true).await.unwrap_err();
+    assert_eq!(e.code(), "invalid", "{e}");
     assert_eq!(
         engine.add_note(call, "   ").await.unwrap_err().code(),
         "invalid"

@@ -414,6 +414,46 @@ async fn the_hub_profile_pops_the_card_controls_reach_the_pbx_and_a_hub_restart_
     let after = sam.after_call(&id).await.unwrap();
     assert_eq!(after.notes, vec![note]);
     assert_eq!(after.disposition.as_deref(), Some("callback"));
+    assert_eq!(
+        ivan.set_tags(&id, &["Quote".into()]).await.unwrap(),
+        ["quote"]
+    );
+    assert_eq!(sam.after_call(&id).await.unwrap().tags, ["quote"]);
+
+    // The worklist is the tenant's: a missed call the hub stored shows on both desks; what one
+    // takes the other sees taken, and cannot take.
+    let at =
+        calldesk_calls::Timestamp::from_unix_millis(calldesk_store::wall_clock_millis() - 60_000)
+            .rfc3339();
+    let missed: calldesk_wire::HubCall = serde_json::from_value(serde_json::json!({
+        "id": "missed-1", "direction": "inbound", "from": "+74957770001", "to": "0367",
+        "status": "missed", "answered_by": [], "transfers": [], "monitors": [], "queue": null,
+        "ring_secs": 20, "talk_secs": null, "hangup_cause": null, "recordings": [],
+        "started_at": at, "answered_at": null, "ended_at": at,
+        "tenant": "acme", "state": "ended", "operator": "101", "rang": ["101"],
+        "on_hold": false, "caller": null, "notes": [], "disposition": null
+    }))
+    .unwrap();
+    s.store.upsert_calls(&[missed]).await.unwrap();
+    let list = sam.callbacks().await.unwrap();
+    assert!(list.iter().any(|c| c.number == "+74957770001"), "{list:?}");
+    let item = ivan
+        .claim_callback("+74957770001", true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.claimed_by.as_deref(), Some("ivan"));
+    assert!(item.claimed_at.is_some());
+    let list = sam.callbacks().await.unwrap();
+    assert!(
+        list.iter()
+            .any(|c| c.number == "+74957770001" && c.claimed_by.as_deref() == Some("ivan")),
+        "{list:?}"
+    );
+    ivan.close_callback("+74957770001", "unreachable")
+        .await
+        .unwrap();
+    assert!(sam.callbacks().await.unwrap().is_empty());
 
     // The pop's "last calls" come from the hub.
     let history = ivan.caller_history("84951234567").await.unwrap();

@@ -1,5 +1,5 @@
 //! REST: router, auth, calls, history, operators, companies/contacts (admin writes), notes,
-//! dispositions, call controls (by role), health, status, metrics, OpenAPI.
+//! dispositions, tags, the missed-calls worklist, call controls (by role), health, status, metrics, OpenAPI.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -105,6 +105,11 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/calls/{id}/events", get(call_events))
         .route("/api/calls/{id}/notes", post(add_note))
         .route("/api/calls/{id}/disposition", put(set_disposition))
+        .route("/api/calls/{id}/tags", put(set_tags))
+        .route("/api/callbacks", get(callbacks))
+        .route("/api/callbacks/claim", post(claim_callback))
+        .route("/api/callbacks/release", post(release_callback))
+        .route("/api/callbacks/close", post(close_callback))
         .route("/api/calls/{id}/hangup", post(hangup))
         .route("/api/calls/{id}/transfer", post(transfer))
         .route("/api/calls/{id}/hold", post(hold))
@@ -491,6 +496,103 @@ async fn set_disposition(
         hub.store()
             .set_disposition(&p.tenant, &id, &b.code, Some(p.operator_id))
             .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct TagsBody {
+    tags: Vec<String>,
+}
+
+async fn set_tags(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<TagsBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    readable_call(&hub, &p, &id).await?;
+    let tags = hub.store().set_tags(&p.tenant, &id, &b.tags).await?;
+    Ok(Json(json!({ "tags": tags })))
+}
+
+#[derive(Debug, Deserialize)]
+struct WorklistQuery {
+    days: Option<u32>,
+}
+
+/// The tenant's missed-calls worklist (every operator works it).
+async fn callbacks(
+    State(hub): State<Hub>,
+    p: Principal,
+    Query(q): Query<WorklistQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let days = q.days.unwrap_or(calldesk_central::WORKLIST_DAYS);
+    let items = hub
+        .store()
+        .callbacks(&p.tenant, days, crate::now_ms())
+        .await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackBody {
+    number: String,
+    outcome: Option<String>,
+}
+
+fn actor(p: &Principal) -> calldesk_central::Actor {
+    calldesk_central::Actor {
+        operator: p.operator_id,
+        supervisor: p.role.supervises(),
+    }
+}
+
+async fn claim_callback(
+    State(hub): State<Hub>,
+    p: Principal,
+    Json(b): Json<CallbackBody>,
+) -> Result<Json<calldesk_wire::CallbackItem>, ApiError> {
+    set_claim(&hub, &p, &b.number, true).await
+}
+
+async fn release_callback(
+    State(hub): State<Hub>,
+    p: Principal,
+    Json(b): Json<CallbackBody>,
+) -> Result<Json<calldesk_wire::CallbackItem>, ApiError> {
+    set_claim(&hub, &p, &b.number, false).await
+}
+
+async fn set_claim(
+    hub: &Hub,
+    p: &Principal,
+    number: &str,
+    claim: bool,
+) -> Result<Json<calldesk_wire::CallbackItem>, ApiError> {
+    let store = hub.store();
+    let item = store
+        .claim_callback(&p.tenant, number, actor(p), claim, crate::now_ms())
+        .await?;
+    Ok(Json(item))
+}
+
+async fn close_callback(
+    State(hub): State<Hub>,
+    p: Principal,
+    Json(b): Json<CallbackBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let raw = b.outcome.as_deref().unwrap_or_default();
+    let outcome = calldesk_wire::CallbackOutcome::from_name(raw).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "outcome `{}` is not one of reached, unreachable, not_needed",
+            raw.escape_debug()
+        ))
+    })?;
+    hub.store()
+        .close_callback(&p.tenant, &b.number, outcome, actor(&p), crate::now_ms())
+        .await?;
+    Ok(Json(
+        json!({ "closed": b.number, "outcome": outcome.as_str() }),
     ))
 }
 

@@ -73,7 +73,7 @@ impl ApiError {
 impl From<CentralError> for ApiError {
     fn from(e: CentralError) -> Self {
         match e {
-            CentralError::Duplicate { what } => Self::Conflict(what),
+            CentralError::Duplicate { what } | CentralError::Conflict(what) => Self::Conflict(what),
             CentralError::Invalid(m) => Self::BadRequest(m),
             CentralError::NotFound(m) => Self::NotFound(m),
             other => {

@@ -669,3 +669,104 @@ async fn an_operator_cannot_write_on_a_call_they_cannot_read(pool: PgPool) {
         "an operator set the disposition of a call they cannot read: {body}"
     );
 }
+
+#[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
+async fn tags_and_the_missed_calls_worklist_over_rest(pool: PgPool) {
+    let store = CentralStore::from_pool(pool);
+    tenant(&store, "acme", "100", demo()).await;
+    tenant(&store, "globex", "200", demo()).await;
+    let anna = operator(&store, "acme", "anna", Role::Operator, "101").await;
+    let boris = operator(&store, "acme", "boris", Role::Operator, "102").await;
+    let sue = operator(&store, "acme", "sue", Role::Supervisor, "103").await;
+    let gus = operator(&store, "globex", "gus", Role::Supervisor, "101").await;
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    store
+        .upsert_calls(&[
+            ended_call("acme", "m1", "+74951110001", "101", now - 600_000, false),
+            ended_call("acme", "m2", "+74951110001", "102", now - 300_000, false),
+            ended_call("acme", "ok", "+74951110002", "101", now - 200_000, true),
+        ])
+        .await
+        .unwrap();
+    let s = start(store, SecretEnv::default()).await;
+    let [anna, boris, sue, gus] =
+        [&anna, &boris, &sue, &gus].map(|o| s.hub.keys().issue(o).unwrap());
+
+    // tags: normalised, replaced as a set, only on a call the operator may read
+    let (status, body) = s
+        .put(
+            "/api/calls/m1/tags",
+            &anna,
+            json!({"tags": ["VIP", "vip", "Ремонт"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["tags"], json!(["vip", "ремонт"]));
+    let (_, call) = s.get("/api/calls/m1", Some(&anna)).await;
+    assert_eq!(call["tags"], json!(["vip", "ремонт"]));
+    let (status, body) = s
+        .put("/api/calls/m1/tags", &anna, json!({"tags": ["a b"]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = s
+        .put("/api/calls/m2/tags", &anna, json!({"tags": ["x"]}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "m2 rang at 102 only");
+
+    // the worklist: one caller, two missed calls; the answered caller is not on it
+    let (status, list) = s.get("/api/callbacks", Some(&boris)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["number"], "+74951110001");
+    assert_eq!(items[0]["missed"], 2);
+    assert_eq!(items[0]["last_call_id"], "m2");
+    let (status, _) = s.get("/api/callbacks?days=99", Some(&boris)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // another tenant sees nothing and cannot claim it
+    let (_, theirs) = s.get("/api/callbacks", Some(&gus)).await;
+    assert_eq!(theirs["items"], json!([]));
+    let number = json!({"number": "+74951110001"});
+    let (status, _) = s.post("/api/callbacks/claim", &gus, number.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, item) = s.post("/api/callbacks/claim", &anna, number.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    assert_eq!(item["claimed_by"], "anna");
+    let (status, body) = s.post("/api/callbacks/claim", &boris, number.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("taken by anna"), "{body}");
+    let (status, body) = s
+        .post(
+            "/api/callbacks/close",
+            &anna,
+            json!({"number": "+74951110001", "outcome": "done"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = s
+        .post(
+            "/api/callbacks/claim",
+            &anna,
+            json!({"number": "74951110001\r\n"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // the supervisor closes it for anna
+    let (status, body) = s
+        .post(
+            "/api/callbacks/close",
+            &sue,
+            json!({"number": "+74951110001", "outcome": "not_needed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, list) = s.get("/api/callbacks", Some(&anna)).await;
+    assert_eq!(list["items"], json!([]));
+}

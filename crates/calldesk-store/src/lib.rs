@@ -5,8 +5,11 @@
 //! The store keeps finished calls ([`LocalStore::save_ended_call`], idempotent by call id) and
 //! serves the most recent ones as UI views ([`LocalStore::recent_calls`]).
 //!
-//! Invariant: only this crate holds SQL for the local database. Later issues add notes,
-//! dispositions, the outbox and full-text search here.
+//! It also keeps this desk's after-call work (notes, dispositions, tags) and missed-calls
+//! worklist (`worklist.rs`) for the Direct and Demo profiles.
+//!
+//! Invariant: only this crate holds SQL for the local database. Later issues add the outbox
+//! and full-text search here.
 //!
 //! Tested against a real SQLite file in a temp dir (unit tests below).
 
@@ -17,6 +20,8 @@ use calldesk_calls::{CallStatus, Direction};
 use calldesk_wire::{AfterCall, CallNote, CallStateView, CallView, PartyView};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, sqlite::SqliteRow};
+
+mod worklist;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,6 +35,9 @@ pub enum StoreError {
     Corrupt { column: String, value: String },
     #[error("call {0} is still live; only ended calls are stored")]
     NotEnded(String),
+    /// A value refused (a bad tag) or an item that is not there; the text says what to fix.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The desktop's SQLite database.
@@ -71,8 +79,8 @@ impl LocalStore {
         sqlx::query(
             "INSERT OR REPLACE INTO calls (id, direction, from_raw, from_e164, from_display, from_name,
                 to_raw, to_e164, to_display, status, operator, started_at, answered_at, ended_at,
-                ring_seconds, talk_seconds, hangup_cause, company, queue, rang)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ring_seconds, talk_seconds, hangup_cause, company, queue, rang, recorded_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&view.id)
         .bind(view.direction.as_str())
@@ -94,6 +102,7 @@ impl LocalStore {
         .bind(&view.company)
         .bind(&view.queue)
         .bind(view.rang.join(" "))
+        .bind(wall_clock_millis())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -155,7 +164,11 @@ impl LocalStore {
             .bind(call_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(AfterCall { notes, disposition })
+        Ok(AfterCall {
+            notes,
+            disposition,
+            tags: self.tags(call_id).await?,
+        })
     }
 
     /// The calls that ended at or after `since` (unix ms), newest first, at most `limit`.
@@ -193,6 +206,14 @@ impl LocalStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// This desk's clock (unix ms): when a call is stored (what the worklist's closing and claims
+/// compare with), when a note is written.
+pub fn wall_clock_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn row_to_view(row: &SqliteRow) -> Result<CallView, StoreError> {
@@ -250,6 +271,7 @@ mod tests {
         CallBook, CallEvent, CallEventKind, CallId, Direction, NumberPlan, TenantId, Timestamp,
         UpdateKind,
     };
+    use calldesk_wire::CallbackOutcome;
 
     fn ended_call(id: &str, start_ms: i64, answered: bool) -> CallView {
         let plan = NumberPlan::new("RU").unwrap();
@@ -365,6 +387,86 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(journal, "wal");
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn tags_and_the_worklist_follow_the_hubs_rules() {
+        let dir = std::env::temp_dir().join(format!("calldesk-worklist-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.sqlite3");
+        let _ = std::fs::remove_file(&path);
+        let store = LocalStore::open(&path).await.unwrap();
+        let caller = "+74951234567";
+        store
+            .save_ended(&ended_call("m1", 1_000, false))
+            .await
+            .unwrap();
+        store
+            .save_ended(&ended_call("m2", 9_000, false))
+            .await
+            .unwrap();
+
+        let list = store.callbacks(0).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].number, caller);
+        assert_eq!(list[0].missed, 2);
+        assert_eq!(list[0].last_call_id, "m2");
+        assert_eq!(list[0].name.as_deref(), Some("Иван Петров"));
+        assert_eq!(list[0].company.as_deref(), Some("Рога и копыта"));
+        assert_eq!(
+            (list[0].first_missed_at, list[0].last_missed_at),
+            (1_000, 9_000)
+        );
+        assert!(store.callbacks(2_000).await.unwrap()[0].missed == 1);
+
+        let now = wall_clock_millis();
+        let item = store.claim_callback(caller, true, now).await.unwrap();
+        assert_eq!(
+            (item.claimed_by.as_deref(), item.claimed_at),
+            (Some("me"), Some(now))
+        );
+        let item = store.claim_callback(caller, false, now).await.unwrap();
+        assert_eq!(item.claimed_at, None);
+        store
+            .close_callback(caller, CallbackOutcome::NotNeeded, now)
+            .await
+            .unwrap();
+        assert!(store.callbacks(0).await.unwrap().is_empty());
+        assert!(matches!(
+            store.claim_callback(caller, true, now).await,
+            Err(StoreError::Invalid(m)) if m.contains("no missed calls")
+        ));
+        // a miss stored after the closing brings the caller back; an answered call settles it
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        store
+            .save_ended(&ended_call("m3", 20_000, false))
+            .await
+            .unwrap();
+        assert_eq!(store.callbacks(0).await.unwrap()[0].last_call_id, "m3");
+        store
+            .save_ended(&ended_call("ok", 30_000, true))
+            .await
+            .unwrap();
+        assert!(store.callbacks(0).await.unwrap().is_empty());
+
+        // tags: normalised, replaced as a set, read with the after-call work
+        let tags = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            store
+                .set_tags("ok", &tags(&["VIP", "vip", "ремонт"]))
+                .await
+                .unwrap(),
+            ["vip", "ремонт"]
+        );
+        store.set_tags("ok", &tags(&["later"])).await.unwrap();
+        assert_eq!(store.after_call("ok").await.unwrap().tags, ["later"]);
+        assert!(matches!(
+            store.set_tags("ok", &tags(&["a b"])).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert_eq!(store.after_call("ok").await.unwrap().tags, ["later"]);
         store.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -71,6 +71,9 @@ pub struct HubCall {
     pub caller: Option<CallerCard>,
     pub notes: Vec<NoteView>,
     pub disposition: Option<DispositionView>,
+    /// The call's tags (normalised, sorted); absent from hubs before tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl HubCall {
@@ -95,6 +98,7 @@ impl HubCall {
             caller: None,
             notes: Vec::new(),
             disposition: None,
+            tags: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 mod control;
 mod hub;
 mod record;
+mod worklist;
 
 pub use control::{ControlReply, ControlSpec, extension};
 pub use hub::{
@@ -25,6 +26,9 @@ pub use hub::{
     PresenceView, SnapshotReason,
 };
 pub use record::{CallRecord, HangupCauseRecord, MonitorRecord, TransferRecord};
+pub use worklist::{
+    CallbackItem, CallbackOutcome, CallbackView, MAX_TAG_CHARS, MAX_TAGS, normalize_tags,
+};
 
 /// Version of the messages in this crate; bumped on an incompatible change.
 pub const WIRE_VERSION: u32 = 1;
@@ -182,12 +186,14 @@ pub struct CallNote {
     pub created_at: i64,
 }
 
-/// The after-call work on a call: its notes (oldest first) and disposition code.
+/// The after-call work on a call: its notes (oldest first), disposition code and tags
+/// (normalised, sorted).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AfterCall {
     pub notes: Vec<CallNote>,
     pub disposition: Option<String>,
+    pub tags: Vec<String>,
 }
 
 impl From<&NoteView> for CallNote {

@@ -233,9 +233,10 @@ fn fix(msg: impl Into<String>) -> anyhow::Error {
 /// failure (exit 1).
 fn store_error(e: CentralError) -> anyhow::Error {
     match e {
-        CentralError::Duplicate { .. } | CentralError::Invalid(_) | CentralError::NotFound(_) => {
-            fix(e.to_string())
-        }
+        CentralError::Duplicate { .. }
+        | CentralError::Invalid(_)
+        | CentralError::NotFound(_)
+        | CentralError::Conflict(_) => fix(e.to_string()),
         other => anyhow::Error::new(other),
     }
 }

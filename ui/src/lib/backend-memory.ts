@@ -5,6 +5,8 @@ import {
   type Backend,
   type CallNote,
   type CallView,
+  type CallbackOutcome,
+  type CallbackView,
   type Capabilities,
   type HotkeyAction,
   type ConnectionStatus,
@@ -50,6 +52,8 @@ export class MemoryBackend implements Backend {
   private board = new Map<string, PresenceView>();
   private operatorList: OperatorInfo[];
   readonly aftercare = new Map<string, AfterCall>();
+  /** The worklist's state per number: claimed (by 'me') and last closed (call end times). */
+  readonly callbackState = new Map<string, { claimedAt: number | null; closedAt: number | null; outcome: CallbackOutcome | null }>();
   codes = ['sale', 'callback', 'info', 'complaint', 'wrong_number', 'other'];
   private callListeners = new Set<(c: CallView) => void>();
   private connListeners = new Set<(s: ConnectionStatus) => void>();
@@ -133,12 +137,12 @@ export class MemoryBackend implements Backend {
   }
 
   async afterCall(call: string): Promise<AfterCall> {
-    return structuredClone(this.aftercare.get(call) ?? { notes: [], disposition: null });
+    return structuredClone(this.aftercare.get(call) ?? emptyAfterCall());
   }
 
   async addNote(call: string, text: string): Promise<CallNote> {
     if (!text.trim()) throw new BackendError('invalid', 'a note is 1 to 4000 characters');
-    const entry = this.aftercare.get(call) ?? { notes: [], disposition: null };
+    const entry = this.aftercare.get(call) ?? emptyAfterCall();
     const note: CallNote = { id: `note-${entry.notes.length + 1}`, text: text.trim(), author: null, createdAt: entry.notes.length };
     entry.notes.push(note);
     this.aftercare.set(call, entry);
@@ -147,13 +151,86 @@ export class MemoryBackend implements Backend {
 
   async setDisposition(call: string, code: string): Promise<void> {
     if (!this.codes.includes(code)) throw new BackendError('invalid', `\`${code}\` is not in the disposition list`);
-    const entry = this.aftercare.get(call) ?? { notes: [], disposition: null };
+    const entry = this.aftercare.get(call) ?? emptyAfterCall();
     entry.disposition = code;
     this.aftercare.set(call, entry);
   }
 
   async dispositionCodes(): Promise<string[]> {
     return [...this.codes];
+  }
+
+  async setTags(call: string, tags: string[]): Promise<string[]> {
+    const norm = [...new Set(tags.map((t) => t.trim().toLowerCase()))].sort();
+    const bad = norm.find((t) => !/^[\p{L}\p{N}_-]{1,32}$/u.test(t));
+    if (bad !== undefined) throw new BackendError('invalid', `tag \`${bad}\` is not letters, digits, - or _`);
+    if (norm.length > 10) throw new BackendError('invalid', `${norm.length} tags on one call; at most 10 are allowed`);
+    const entry = this.aftercare.get(call) ?? emptyAfterCall();
+    entry.tags = norm;
+    this.aftercare.set(call, entry);
+    return [...norm];
+  }
+
+  /** The worklist by the Rust side's rules, over the calls in memory (ended-at as "recorded"). */
+  async callbacks(): Promise<CallbackView[]> {
+    const ended = [...this.calls.values()].filter((c) => c.state === 'ended');
+    const out: CallbackView[] = [];
+    const numbers = new Set(
+      ended
+        .filter((c) => c.direction === 'inbound' && (c.status === 'missed' || c.status === 'busy') && c.from.e164)
+        .map((c) => c.from.e164 as string),
+    );
+    for (const number of numbers) {
+      const state = this.callbackState.get(number);
+      const reached = ended.filter((c) => c.status === 'answered' && (c.from.e164 === number || c.to.e164 === number));
+      const reachedAt = Math.max(-1, ...reached.map((c) => c.startedAt));
+      const reachedRec = Math.max(-1, ...reached.map((c) => c.endedAt ?? 0));
+      const open = ended
+        .filter(
+          (c) =>
+            c.direction === 'inbound' &&
+            (c.status === 'missed' || c.status === 'busy') &&
+            c.from.e164 === number &&
+            (c.endedAt ?? 0) > (state?.closedAt ?? -1) &&
+            c.startedAt > reachedAt,
+        )
+        .sort((a, b) => b.startedAt - a.startedAt);
+      const last = open[0];
+      const first = open[open.length - 1];
+      if (!last || !first) continue;
+      const claimedAt = state?.claimedAt != null && state.claimedAt > reachedRec ? state.claimedAt : null;
+      out.push({
+        number,
+        name: last.from.name ?? last.company,
+        company: last.company,
+        missed: open.length,
+        firstMissedAt: first.startedAt,
+        lastMissedAt: last.startedAt,
+        lastCallId: last.id,
+        claimedBy: claimedAt === null ? null : 'me',
+        claimedAt,
+      });
+    }
+    return out.sort((a, b) => b.lastMissedAt - a.lastMissedAt);
+  }
+
+  async claimCallback(number: string, claim: boolean): Promise<CallbackView | null> {
+    await this.openItem(number);
+    const state = this.callbackState.get(number) ?? { claimedAt: null, closedAt: null, outcome: null };
+    state.claimedAt = claim ? Date.now() : null;
+    this.callbackState.set(number, state);
+    return this.openItem(number);
+  }
+
+  async closeCallback(number: string, outcome: CallbackOutcome): Promise<void> {
+    const item = await this.openItem(number);
+    this.callbackState.set(number, { claimedAt: null, closedAt: Math.max(Date.now(), item.lastMissedAt + 1), outcome });
+  }
+
+  private async openItem(number: string): Promise<CallbackView> {
+    const item = (await this.callbacks()).find((c) => c.number === number);
+    if (!item) throw new BackendError('invalid', `no missed calls from ${number} wait for a call back`);
+    return item;
   }
 
   async figuresSince(since: number): Promise<OperatorFigures[]> {
@@ -330,4 +407,8 @@ function subscribe<T>(set: Set<(v: T) => void>, cb: (v: T) => void): () => void 
 
 function clone(c: CallView): CallView {
   return structuredClone(c);
+}
+
+function emptyAfterCall(): AfterCall {
+  return { notes: [], disposition: null, tags: [] };
 }

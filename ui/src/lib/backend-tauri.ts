@@ -6,6 +6,8 @@ import {
   type Backend,
   type CallNote,
   type CallView,
+  type CallbackOutcome,
+  type CallbackView,
   type Capabilities,
   type HotkeyAction,
   type ConnectionStatus,
@@ -71,6 +73,22 @@ export class TauriBackend implements Backend {
 
   dispositionCodes(): Promise<string[]> {
     return call('disposition_codes');
+  }
+
+  setTags(callId: string, tags: string[]): Promise<string[]> {
+    return call('set_tags', { call: callId, tags });
+  }
+
+  callbacks(): Promise<CallbackView[]> {
+    return call('callbacks');
+  }
+
+  claimCallback(number: string, claim: boolean): Promise<CallbackView | null> {
+    return call('claim_callback', { number, claim });
+  }
+
+  closeCallback(number: string, outcome: CallbackOutcome): Promise<void> {
+    return call('close_callback', { number, outcome });
   }
 
   figuresSince(since: number): Promise<OperatorFigures[]> {

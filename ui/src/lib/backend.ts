@@ -120,7 +120,27 @@ export interface CallNote {
 export interface AfterCall {
   notes: CallNote[];
   disposition: string | null;
+  /** Normalised (lowercase letters, digits, `-`, `_`), sorted; at most 10. */
+  tags: string[];
 }
+
+/** A caller to call back: their unanswered inbound calls since the item was last closed. */
+export interface CallbackView {
+  /** E.164: the item's key. */
+  number: string;
+  name: string | null;
+  company: string | null;
+  missed: number;
+  /** Unix ms. */
+  firstMissedAt: number;
+  lastMissedAt: number;
+  lastCallId: string;
+  /** A login (hub), 'me' on this desk's own worklist, null while open. */
+  claimedBy: string | null;
+  claimedAt: number | null;
+}
+
+export type CallbackOutcome = 'reached' | 'unreachable' | 'not_needed';
 
 /** One operator's figures since a moment (today). */
 export interface OperatorFigures {
@@ -184,6 +204,13 @@ export interface Backend {
   setDisposition(call: string, code: string): Promise<void>;
   /** The call centre's disposition codes. */
   dispositionCodes(): Promise<string[]>;
+  /** Replaces the call's tags; resolves to them as stored (normalised). */
+  setTags(call: string, tags: string[]): Promise<string[]>;
+  /** The missed-calls worklist, newest missed call first. */
+  callbacks(): Promise<CallbackView[]>;
+  /** Takes (`claim`) or gives back an item; resolves to it after (null if the hub did not say). */
+  claimCallback(number: string, claim: boolean): Promise<CallbackView | null>;
+  closeCallback(number: string, outcome: CallbackOutcome): Promise<void>;
   /** Figures per operator for the calls since `since` (unix ms). */
   figuresSince(since: number): Promise<OperatorFigures[]>;
   /** The tenant's operators (hub; empty otherwise). */

@@ -53,6 +53,7 @@ pub fn hub_call(tenant: &str, id: &str, started: &str, state: CallStateView) -> 
         caller: None,
         notes: vec![],
         disposition: None,
+        tags: vec![],
     }
 }
 

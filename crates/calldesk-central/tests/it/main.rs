@@ -13,3 +13,4 @@ mod migration;
 mod notes;
 mod replicas;
 mod tenants;
+mod worklist;
