@@ -430,4 +430,21 @@ describe('App', () => {
     expect(screen.getByTestId('wl-empty')).toBeTruthy();
     expect(backend.callbackState.get('+74951234567')?.outcome).toBe('unreachable');
   });
+
+  it('a call that still rings can be hung up, but hold, transfer and recording wait for the answer', async () => {
+    const ringing = makeCall({ id: 'r1', startedAt: NOW - 3_000, operator: '101', rang: ['101'] });
+    const backend = new MemoryBackend([ringing]);
+    setup(backend);
+    await settle();
+    await settle();
+    const hold = screen.getByTestId('ctl-hold') as HTMLButtonElement;
+    expect(hold.disabled).toBe(true);
+    expect(hold.title).toBe('Only once the call is answered');
+    expect((screen.getByTestId('ctl-record') as HTMLButtonElement).disabled).toBe(true);
+    expect((screen.getByTestId('ctl-hangup') as HTMLButtonElement).disabled).toBe(false);
+    backend.emitCall(answered(ringing, NOW - 1_000));
+    await settle();
+    expect((screen.getByTestId('ctl-hold') as HTMLButtonElement).disabled).toBe(false);
+    expect(screen.getByTestId('active-call').dataset.state).toBe('talking');
+  });
 });

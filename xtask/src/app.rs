@@ -81,22 +81,25 @@ pub fn npm_run(root: &Path, script: &str) -> Result<()> {
 /// Builds the desktop app (debug, or release for measurements) and returns the path of its
 /// binary. Needs `ui/dist`.
 pub fn build_desktop(root: &Path, release: bool) -> Result<PathBuf> {
+    build_bin(root, "calldesk-desktop", release)
+}
+
+/// Builds the package whose binary has the package's name (`calldesk-desktop`, `calldesk`) and
+/// returns the binary's path.
+pub fn build_bin(root: &Path, package: &str, release: bool) -> Result<PathBuf> {
     let mut cmd = procs::cargo();
-    cmd.args(["build", "-p", "calldesk-desktop"]);
+    cmd.args(["build", "-p", package]);
     if release {
         cmd.arg("--release");
     }
-    procs::run(cmd.current_dir(root)).context("building the desktop app failed")?;
-    let app = steps::target_dir(root)?
+    procs::run(cmd.current_dir(root)).with_context(|| format!("building {package} failed"))?;
+    let bin = steps::target_dir(root)?
         .join(if release { "release" } else { "debug" })
-        .join("calldesk-desktop");
-    if !app.is_file() {
-        bail!(
-            "built calldesk-desktop but {} does not exist",
-            app.display()
-        );
+        .join(package);
+    if !bin.is_file() {
+        bail!("built {package} but {} does not exist", bin.display());
     }
-    Ok(app)
+    Ok(bin)
 }
 
 #[cfg(test)]

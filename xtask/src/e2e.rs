@@ -17,6 +17,8 @@ use crate::procs::{self, ChildGuard};
 use crate::webdriver::{self, Element, Session};
 use crate::{app, steps};
 
+mod hub;
+
 /// How long each assertion may take to become true.
 const DEADLINE: Duration = Duration::from_secs(20);
 /// Final call statuses shown in the call list.
@@ -34,6 +36,9 @@ pub struct E2eConfig {
     pub tauri_driver: PathBuf,
     /// Build `ui/dist` first (`npm ci` when needed, `npm run build`); false when it is fresh.
     pub build_ui: bool,
+    /// A PostgreSQL server URL where a database may be created: the second part of the test
+    /// runs the app against a real hub on it (skipped when `None`).
+    pub database: Option<String>,
 }
 
 /// Builds the app and runs the test; on failure prints the tail of the driver/app log.
@@ -65,81 +70,134 @@ pub fn run(config: &E2eConfig) -> Result<()> {
 
 fn run_in_xvfb(config: &E2eConfig, app: &Path, out_dir: &Path, driver_log: &Path) -> Result<()> {
     let (display, _xvfb) = start_xvfb(out_dir)?;
-    // Everything the app (and WebKit's localStorage) writes stays in this folder.
-    let data_dir = procs::TempDir::new("calldesk-e2e-data")?;
-    let xdg_dir = |name: &str| -> Result<PathBuf> {
-        let dir = data_dir.path().join(name);
-        fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(dir)
+    {
+        // Everything the app (and WebKit's localStorage) writes stays in this folder.
+        let data_dir = procs::TempDir::new("calldesk-e2e-data")?;
+        let mut driver = Driver::start(config, &display, data_dir.path(), driver_log, false)?;
+        let started = Instant::now();
+        let session = driver.session(app)?;
+        let result = check_demo(&session, started, out_dir, &display);
+        finish(session, result, out_dir, "failure.png")?;
+    }
+    let Some(database) = &config.database else {
+        println!("xtask: no database given: the end-to-end test against the hub is skipped");
+        return Ok(());
     };
-    let port = procs::free_port()?;
-    let native_port = procs::free_port()?;
-    let log = fs::File::create(driver_log)
-        .with_context(|| format!("cannot create {}", driver_log.display()))?;
-    let mut driver = ChildGuard::spawn(
-        "tauri-driver",
-        Command::new(&config.tauri_driver)
-            .args(["--port", &port.to_string()])
+    hub::run(config, app, database, out_dir, &display)
+}
+
+/// Takes a screenshot named `failure` if `result` failed, then closes the session.
+fn finish(session: Session, result: Result<()>, out_dir: &Path, failure: &str) -> Result<()> {
+    if result.is_err() {
+        let path = out_dir.join(failure);
+        if session
+            .screenshot()
+            .and_then(|png| write(&path, &png))
+            .is_ok()
+        {
+            eprintln!("xtask: screenshot at failure: {}", path.display());
+        }
+    }
+    let closed = session.close().context("closing the WebDriver session");
+    result?;
+    closed
+}
+
+/// tauri-driver (and through it WebKitWebDriver and the app) with the app's environment: its
+/// own XDG folders and data dir, the region, a C locale. With `keyring`, inside its own D-Bus
+/// session with an unlocked GNOME Keyring (the Secret Service the app keeps passwords in).
+struct Driver {
+    guard: ChildGuard,
+    port: u16,
+}
+
+impl Driver {
+    fn start(
+        config: &E2eConfig,
+        display: &str,
+        data_dir: &Path,
+        log_path: &Path,
+        keyring: bool,
+    ) -> Result<Self> {
+        let xdg_dir = |name: &str| -> Result<PathBuf> {
+            let dir = data_dir.join(name);
+            fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            Ok(dir)
+        };
+        let port = procs::free_port()?;
+        let native_port = procs::free_port()?;
+        let log = fs::File::options()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let mut cmd = if keyring {
+            // The password only unlocks this run's throwaway keyring.
+            let mut cmd = Command::new("dbus-run-session");
+            cmd.args([
+                "--",
+                "bash",
+                "-c",
+                r#"eval "$(printf e2e | gnome-keyring-daemon --unlock --components=secrets)"; exec "$0" "$@""#,
+            ])
+            .arg(&config.tauri_driver);
+            cmd
+        } else {
+            Command::new(&config.tauri_driver)
+        };
+        cmd.args(["--port", &port.to_string()])
             .args(["--native-port", &native_port.to_string()])
             .args(["--native-driver", NATIVE_DRIVER])
-            .env("DISPLAY", &display)
+            .env("DISPLAY", display)
             .env("NO_AT_BRIDGE", "1")
             .env("XDG_DATA_HOME", xdg_dir("data")?)
             .env("XDG_CONFIG_HOME", xdg_dir("config")?)
             .env("XDG_CACHE_HOME", xdg_dir("cache")?)
-            .env("CALLDESK_DATA_DIR", data_dir.path())
+            .env("CALLDESK_DATA_DIR", data_dir)
             .env("CALLDESK_REGION", REGION)
             .env("CALLDESK_DEMO_EVERY_MS", "1500")
             .env("LANG", "C.UTF-8")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdout(log.try_clone()?)
-            .stderr(log),
-    )?;
-    procs::wait_for(
-        "tauri-driver to accept connections",
-        Duration::from_secs(15),
-        || {
-            driver.check_running()?;
-            Ok(procs::port_accepts(port).then_some(()))
-        },
-    )?;
+            .stderr(log);
+        let mut guard = ChildGuard::spawn("tauri-driver", &mut cmd)?;
+        procs::wait_for(
+            "tauri-driver to accept connections",
+            Duration::from_secs(15),
+            || {
+                guard.check_running()?;
+                Ok(procs::port_accepts(port).then_some(()))
+            },
+        )?;
+        Ok(Self { guard, port })
+    }
 
-    let started = Instant::now();
-    let capabilities = json!({
-        "alwaysMatch": { "tauri:options": { "application": app } }
-    });
-    // tauri-driver starts WebKitWebDriver on the first session request and connects to it at
-    // once; on a cold machine the native driver may not listen yet ("Connection refused",
-    // seen in a CI rehearsal). Try again a few times before calling it a failure.
-    let base = format!("http://127.0.0.1:{port}");
-    let mut attempt = 1;
-    let session = loop {
-        match Session::new(&base, capabilities.clone()) {
-            Ok(session) => break session,
-            Err(err) if attempt < 3 => {
-                eprintln!("xtask: WebDriver session attempt {attempt} failed ({err:#}); retrying");
-                attempt += 1;
-                std::thread::sleep(Duration::from_secs(2));
-                driver.check_running()?;
+    /// A WebDriver session: starts the app.
+    fn session(&mut self, app: &Path) -> Result<Session> {
+        let capabilities = json!({
+            "alwaysMatch": { "tauri:options": { "application": app } }
+        });
+        // tauri-driver starts WebKitWebDriver on the first session request and connects to it
+        // at once; on a cold machine the native driver may not listen yet ("Connection refused",
+        // seen in a CI rehearsal). Try again a few times before calling it a failure.
+        let base = format!("http://127.0.0.1:{}", self.port);
+        let mut attempt = 1;
+        loop {
+            match Session::new(&base, capabilities.clone()) {
+                Ok(session) => return Ok(session),
+                Err(err) if attempt < 3 => {
+                    eprintln!(
+                        "xtask: WebDriver session attempt {attempt} failed ({err:#}); retrying"
+                    );
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_secs(2));
+                    self.guard.check_running()?;
+                }
+                Err(err) => return Err(err),
             }
-            Err(err) => return Err(err),
-        }
-    };
-    let result = check_demo(&session, started, out_dir, &display);
-    if result.is_err() {
-        let failure = out_dir.join("failure.png");
-        if session
-            .screenshot()
-            .and_then(|png| write(&failure, &png))
-            .is_ok()
-        {
-            eprintln!("xtask: screenshot at failure: {}", failure.display());
         }
     }
-    let closed = session.close().context("closing the WebDriver session");
-    result?;
-    closed
 }
 
 /// A fresh data folder shows the first-run wizard; its default is the demo profile, which

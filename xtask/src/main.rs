@@ -10,6 +10,8 @@
 //! cargo xtask pop-bench [S]   the release app, a demo call every 250 ms: pop latency
 //! cargo xtask desk-bench [N]  the release app started N times: cold start, idle memory
 //! cargo xtask demo   builds the UI and the app, and runs the app in demo mode
+//! cargo xtask package  builds the UI and the release app, makes the Debian package with the
+//!                    Tauri bundler and checks it (an AppImage too, if it can be built offline)
 //! cargo xtask pg     starts a throwaway PostgreSQL, prints its DATABASE_URL, stops on Ctrl-C
 //! ```
 //!
@@ -27,6 +29,7 @@ mod apt;
 mod bench;
 mod demo;
 mod e2e;
+mod package;
 mod pg;
 mod procs;
 mod steps;
@@ -47,6 +50,9 @@ commands:
   desk-bench [N]  the release app under Xvfb started N times (default 5): cold start to
          interactive, then idle memory (RSS and PSS of the app and its WebKit processes)
   demo   build and run the desktop app in demo mode
+  package  build the UI and the release app, make the Debian package
+         (target/release/bundle/deb/) and check it; an AppImage too when the Tauri bundler's
+         tools are already on disk (it downloads them from GitHub otherwise, so it is skipped)
   pg     start a throwaway PostgreSQL and print its DATABASE_URL (Ctrl-C stops it)";
 
 fn main() -> ExitCode {
@@ -102,6 +108,7 @@ fn main() -> ExitCode {
         Some("test") => return steps::test_all(),
         Some("e2e") => return steps::e2e_only(),
         Some("demo") => demo::run(),
+        Some("package") => package::run().map(|()| ExitCode::SUCCESS),
         Some("pg") => pg::serve().map(|()| ExitCode::SUCCESS),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");

@@ -227,6 +227,7 @@ pub fn test_all() -> ExitCode {
                 root: ctx.root.clone(),
                 tauri_driver,
                 build_ui: false,
+                database: ctx.database.as_ref().map(|d| d.url().to_owned()),
             })
         },
     );
@@ -249,10 +250,13 @@ pub fn e2e_only() -> ExitCode {
                      or `cargo install {TAURI_DRIVER} --locked`"
                 )
             })?;
+            let database = Database::for_tests()?;
+            println!("using {database}");
             e2e::run(&E2eConfig {
                 root: repo_root(),
                 tauri_driver,
                 build_ui: true,
+                database: Some(database.url().to_owned()),
             })
         },
     );

@@ -122,6 +122,21 @@ impl Session {
             .map(drop)
     }
 
+    /// Empties an editable element (W3C "Element Clear").
+    pub fn clear(&self, element: &Element) -> Result<()> {
+        self.post(&format!("/element/{}/clear", element.0), &json!({}))
+            .map(drop)
+    }
+
+    /// Types `text` into an element (W3C "Element Send Keys": focus, then one key per character).
+    pub fn send_keys(&self, element: &Element, text: &str) -> Result<()> {
+        self.post(
+            &format!("/element/{}/value", element.0),
+            &json!({ "text": text }),
+        )
+        .map(drop)
+    }
+
     /// Runs `script` in the page as an async function body: its last argument is the callback
     /// that returns a value (W3C "Execute Async Script").
     pub fn execute_async(&self, script: &str, args: &[Value]) -> Result<Value> {

@@ -348,7 +348,6 @@ impl AsteriskTracker {
             | "PeerStatus"
             | "Registry"
             | "NewAccountCode"
-            | "MusicOnHoldStart"
             | "MixMonitorStart"
             | "MixMonitorStop"
             | "MixMonitorMute"
@@ -391,6 +390,31 @@ impl AsteriskTracker {
             "Hold" | "Unhold" => {
                 let uid = field(msg, "Uniqueid");
                 self.hold(uid, event == "Hold", &mut out);
+            }
+            "MusicOnHoldStart" => {
+                // The AMI hold (a dual Redirect into the hold helper) puts the customer of an
+                // answered call on music on hold without any `Hold` event: that is hold by the
+                // operator who talked to them. (A phone's own hold sends `Hold` first; queue
+                // music before anyone answered is not hold.)
+                let uid = field(msg, "Uniqueid");
+                let holder = self.channels.get(uid).and_then(|ch| {
+                    let call = self.call_of(uid)?;
+                    if call.customer.as_deref() != Some(uid) || call.held_by.is_some() {
+                        return None;
+                    }
+                    let talker = call.last_talker.as_ref()?;
+                    self.channels
+                        .iter()
+                        .find(|(_, c)| {
+                            c.group == ch.group
+                                && c.kind == Kind::Operator
+                                && c.operator.as_ref() == Some(talker)
+                        })
+                        .map(|(id, _)| id.clone())
+                });
+                if let Some(holder) = holder {
+                    self.hold(&holder, true, &mut out);
+                }
             }
             "MusicOnHoldStop" => {
                 // A transfer took the customer off hold without an `Unhold` (capture e).
@@ -614,6 +638,14 @@ impl AsteriskTracker {
 
     fn group_of(&self, uid: &str) -> Option<&Group> {
         self.groups.get(&self.channels.get(uid)?.group)
+    }
+
+    fn call_of(&self, uid: &str) -> Option<&CallState> {
+        let key = &self.channels.get(uid)?.group;
+        match &self.groups.get(key)?.role {
+            Role::Call(c) => Some(c),
+            _ => None,
+        }
     }
 
     fn call_of_mut(&mut self, uid: &str) -> Option<&mut CallState> {

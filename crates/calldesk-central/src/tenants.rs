@@ -31,6 +31,10 @@ pub struct AmiDialplan {
     /// Prefix an international number is dialled with instead of `+` (e.g. `00`, `810`);
     /// `None`: numbers are dialled as E.164.
     pub international_prefix: Option<String>,
+    /// The context of the hold helper (`customer` and `operator` extensions, see
+    /// calldesk-asterisk's `actions`); `None`: hold is not offered.
+    #[serde(default)]
+    pub hold_context: Option<String>,
 }
 
 impl Default for AmiDialplan {
@@ -39,6 +43,7 @@ impl Default for AmiDialplan {
             tech: "pjsip".into(),
             context: "from-internal".into(),
             international_prefix: None,
+            hold_context: None,
         }
     }
 }
@@ -52,18 +57,25 @@ impl AmiDialplan {
                 self.tech.escape_debug()
             )));
         }
-        let context = self.context.trim();
-        if context.is_empty()
-            || context.len() > 79
-            || !context
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(CentralError::Invalid(format!(
-                "AMI context `{}` must be 1 to 79 letters, digits, `_` or `-`",
-                self.context.escape_debug()
-            )));
-        }
+        let context = |what: &str, value: &str| -> Result<String, CentralError> {
+            let v = value.trim();
+            if v.is_empty()
+                || v.len() > 79
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(CentralError::Invalid(format!(
+                    "{what} `{}` must be 1 to 79 letters, digits, `_` or `-`",
+                    value.escape_debug()
+                )));
+            }
+            Ok(v.to_owned())
+        };
+        let hold_context = match self.hold_context.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(c) => Some(context("AMI hold context", c)?),
+        };
         let prefix = match self.international_prefix.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(p) if p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.to_owned()),
@@ -76,8 +88,9 @@ impl AmiDialplan {
         };
         Ok(Self {
             tech,
-            context: context.to_owned(),
+            context: context("AMI context", &self.context)?,
             international_prefix: prefix,
+            hold_context,
         })
     }
 }

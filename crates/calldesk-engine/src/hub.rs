@@ -16,8 +16,8 @@ use calldesk_calls::{
     RecordAction,
 };
 use calldesk_wire::{
-    AfterCall, CallNote, CallView, CallbackItem, CallbackView, CapabilitiesView, ConnectionState,
-    HUB_PROTOCOL, HubCall, HubMessage, Identity, NoteView, ProfileKind,
+    AfterCall, CallNote, CallStateView, CallView, CallbackItem, CallbackView, CapabilitiesView,
+    ConnectionState, HUB_PROTOCOL, HubCall, HubMessage, Identity, NoteView, ProfileKind,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{StatusCode, Url};
@@ -835,16 +835,22 @@ impl Feed {
     }
 
     /// Applies a snapshot: first settles calls that ended while we were away (their final
-    /// state from REST), then hands the book the hub's live calls.
+    /// state from REST), then hands the book the hub's live calls. A call the snapshot lacks
+    /// but the hub's record still has live (a hub that restarted and has not read its PBX
+    /// again yet) stays live: the hub ends it, with its real end, once it knows.
     async fn snapshot(
         &mut self,
-        calls: Vec<HubCall>,
+        mut calls: Vec<HubCall>,
         presence: Vec<calldesk_wire::PresenceView>,
     ) -> Result<(), HubError> {
-        let now_live: HashSet<String> = calls.iter().map(|c| c.record.id.clone()).collect();
+        let mut now_live: HashSet<String> = calls.iter().map(|c| c.record.id.clone()).collect();
         let gone: Vec<String> = self.live.difference(&now_live).cloned().collect();
         for id in gone {
             match self.client.call(&id).await {
+                Ok(Some(call)) if call.state != CallStateView::Ended => {
+                    now_live.insert(id);
+                    calls.push(call);
+                }
                 Ok(Some(call)) => self.call_news(&call).await?,
                 Ok(None) => {
                     tracing::warn!(call = %id, "a call live before the reconnect is unknown to the hub now");

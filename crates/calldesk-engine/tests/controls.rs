@@ -242,6 +242,8 @@ async fn supervisor_listens_and_recording_starts_on_the_exact_call() {
     // The spy leg is not a call of its own: only the customer's call is live.
     let truth = s.sim.live_calls().await.unwrap();
     assert_eq!(truth.len(), 1, "{truth:?}");
+    // 102 whispers on the call (ChanSpy's `w`), on the call's own channel.
+    assert_eq!(truth[0].spies, ["102:bqwESu"], "{truth:?}");
     let live = s.engine.calls_snapshot().await.unwrap();
     assert_eq!(
         live.iter()
@@ -270,5 +272,47 @@ async fn supervisor_listens_and_recording_starts_on_the_exact_call() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "not_in_call", "{err}");
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_parks_both_legs_in_the_helper_and_resume_bridges_them_again() {
+    let dialplan = DialplanConfig {
+        hold: Some(calldesk_asterisk::actions::HoldConfig::default()),
+        ..lab()
+    };
+    let s = setup("hold", dialplan).await;
+    assert!(s.engine.capabilities().hold);
+    let id = talking_inbound(&s, "+74951230007", "101").await;
+    let hold = |on| Control::Hold {
+        call: id.clone(),
+        operator: ext("101"),
+        on,
+    };
+    s.engine.execute(hold(true)).await.unwrap();
+    // At the PBX: one call, the customer on music on hold, 101's leg still up.
+    let truth = s.sim.live_calls().await.unwrap();
+    assert_eq!(truth.len(), 1, "{truth:?}");
+    assert_eq!(
+        (truth[0].state, truth[0].operators.as_slice()),
+        ("held", ["101".to_owned()].as_slice())
+    );
+    wait_for(&s, "the call to show on hold", |calls| {
+        calls
+            .iter()
+            .find(|c| c.id == id.as_str() && c.on_hold)
+            .map(|_| ())
+    })
+    .await;
+    s.engine.execute(hold(false)).await.unwrap();
+    let truth = s.sim.live_calls().await.unwrap();
+    assert_eq!((truth.len(), truth[0].state), (1, "talking"), "{truth:?}");
+    wait_for(&s, "the call to be off hold, still talking", |calls| {
+        calls
+            .iter()
+            .find(|c| c.id == id.as_str() && !c.on_hold && c.state == CallStateView::Talking)
+            .map(|_| ())
+    })
+    .await;
     teardown(s).await;
 }

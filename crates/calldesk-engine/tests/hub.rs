@@ -92,6 +92,7 @@ async fn setup(pool: PgPool, name: &str) -> Setup {
                     tech: "sip".into(),
                     context: "from-internal".into(),
                     international_prefix: Some("00".into()),
+                    hold_context: Some("calldesk-hold".into()),
                 },
             },
         })
@@ -337,8 +338,19 @@ async fn the_hub_profile_pops_the_card_controls_reach_the_pbx_and_a_hub_restart_
             .any(|c| c.id == short && c.state == CallStateView::Ended)
     );
 
-    // Controls go through the new hub to the PBX: 101 sends the customer to 102.
+    // Controls go through the new hub to the PBX: 101 holds the customer and resumes, then
+    // sends them to 102.
     state(&ivan, &mut events, ConnectionState::Connected).await;
+    for on in [true, false] {
+        ivan.execute(Control::Hold {
+            call: CallId::new(id.as_str()).unwrap(),
+            operator: Extension::new("101").unwrap(),
+            on,
+        })
+        .await
+        .unwrap();
+        call_update(&mut events, &id, "changed its hold", |c| c.on_hold == on).await;
+    }
     ivan.execute(Control::Transfer {
         call: CallId::new(id.as_str()).unwrap(),
         operator: Extension::new("101").unwrap(),

@@ -280,6 +280,13 @@ pub fn dialplan_config(d: &calldesk_central::AmiDialplan) -> DialplanConfig {
         },
         context: d.context.clone(),
         international_prefix: d.international_prefix.clone(),
+        hold: d
+            .hold_context
+            .as_ref()
+            .map(|context| calldesk_asterisk::actions::HoldConfig {
+                context: context.clone(),
+                ..calldesk_asterisk::actions::HoldConfig::default()
+            }),
         ..DialplanConfig::default()
     }
 }

@@ -66,6 +66,8 @@ async fn setup(pool: PgPool) -> Setup {
             tech: "sip".into(),
             context: "from-internal".into(),
             international_prefix: Some("00".into()),
+            // The lab has the hold helper (the simulator plays it).
+            hold_context: Some("calldesk-hold".into()),
         },
     };
     let client_id = common::add_tenant(&store, "acme", "Acme", "0367", pbx).await;
@@ -467,6 +469,39 @@ async fn call_controls_reach_the_simulator_as_ami_actions(pool: PgPool) {
             break;
         }
     }
+
+    // Hold: the customer hears music on hold at the PBX, and the call shows it.
+    let (status, body) = s
+        .post_json(
+            &format!("/api/calls/{id}/hold"),
+            &ivan_token,
+            json!({"on": true}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    loop {
+        let (call, _) = wait_call(&mut sup, &id, "call-updated").await;
+        if call.on_hold {
+            break;
+        }
+    }
+    let live = s.sim.live_calls().await.unwrap();
+    assert_eq!(live[0].state, "held", "{live:?}");
+    let (status, body) = s
+        .post_json(
+            &format!("/api/calls/{id}/hold"),
+            &ivan_token,
+            json!({"on": false}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    loop {
+        let (call, _) = wait_call(&mut sup, &id, "call-updated").await;
+        if !call.on_hold {
+            break;
+        }
+    }
+    assert_eq!(s.sim.live_calls().await.unwrap()[0].state, "talking");
 
     // A plain operator may not monitor.
     let (status, body) = s

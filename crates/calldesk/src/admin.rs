@@ -164,6 +164,10 @@ struct TenantAddArgs {
     /// [default: dial E.164 as it is].
     #[arg(long, requires = "ami_host", value_name = "DIGITS")]
     ami_intl_prefix: Option<String>,
+    /// Asterisk: the context of the hold helper (extensions `customer` and `operator`; see the
+    /// README) [default: hold is not offered].
+    #[arg(long, requires = "ami_host", value_name = "CONTEXT")]
+    ami_hold_context: Option<String>,
     /// The built-in simulated PBX (demos and trials).
     #[arg(long)]
     demo: bool,
@@ -552,6 +556,7 @@ fn new_tenant(a: &TenantAddArgs) -> anyhow::Result<NewTenant> {
                 tech: a.ami_tech.clone(),
                 context: a.ami_context.clone(),
                 international_prefix: a.ami_intl_prefix.clone(),
+                hold_context: a.ami_hold_context.clone(),
             },
         }
     } else {

@@ -103,6 +103,7 @@ const en = {
 
   'ctl.title': 'Call controls',
   'ctl.noCall': 'No active call',
+  'ctl.notAnswered': 'Only once the call is answered',
   'ctl.noExtension': 'This profile has no extension of yours',
   'ctl.unsupported': 'Not available on this connection',
   'ctl.onHold': 'On hold',
@@ -314,6 +315,7 @@ const ru: Dictionary = {
 
   'ctl.title': 'Управление звонком',
   'ctl.noCall': 'Нет активного звонка',
+  'ctl.notAnswered': 'Только после ответа на звонок',
   'ctl.noExtension': 'В этом профиле не указан ваш внутренний номер',
   'ctl.unsupported': 'Недоступно при этом подключении',
   'ctl.onHold': 'На удержании',

@@ -20,6 +20,7 @@ fn asterisk() -> PbxConfig {
             tech: " SIP ".into(),
             context: "office".into(),
             international_prefix: Some("00".into()),
+            hold_context: None,
         },
     }
 }
@@ -76,6 +77,7 @@ async fn tenants_keep_their_config_and_only_a_digest_of_the_client_secret(pool: 
                 tech: "sip".into(),
                 context: "office".into(),
                 international_prefix: Some("00".into()),
+                hold_context: None,
             },
         },
     };

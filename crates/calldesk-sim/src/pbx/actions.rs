@@ -186,6 +186,7 @@ impl Pbx {
             "originate" => self.originate(req, token),
             "hangup" => self.act_hangup(req),
             "redirect" => self.act_redirect(req),
+            "bridge" => self.act_bridge(req),
             "blindtransfer" => self.act_blind_transfer(req),
             "atxfer" => self.act_atxfer(req),
             "park" => self.act_park(req),
@@ -512,8 +513,39 @@ impl Pbx {
         let Some(x) = self.by_name(name) else {
             return error(req, &format!("Channel does not exist: {}", clean(name)));
         };
+        // A dual redirect: both legs leave their bridge together (neither is hung up).
+        if let Some(extra) = req.get_nonempty("ExtraChannel") {
+            let Some(y) = self.by_name(extra) else {
+                return error(req, &format!("Channel does not exist: {}", clean(extra)));
+            };
+            let (Some(y_context), Some(y_exten)) = (
+                req.get_nonempty("ExtraContext").map(clean),
+                req.get_nonempty("ExtraExten").map(clean),
+            ) else {
+                return error(
+                    req,
+                    "ExtraContext and ExtraExten must be given with ExtraChannel",
+                );
+            };
+            let reply = ack(req, "Dual Redirect successful");
+            self.dual_redirect((x, &context, &exten), (y, &y_context, &y_exten));
+            return reply;
+        }
         let reply = ack(req, "Redirect successful");
         self.redirect(x, &context, &exten, priority);
+        reply
+    }
+
+    /// AMI `Bridge`: joins two up channels in a new basic bridge (how a hold ends).
+    fn act_bridge(&mut self, req: &Request) -> ActionReply {
+        let (Some(one), Some(two)) = (
+            req.get_nonempty("Channel1").and_then(|n| self.by_name(n)),
+            req.get_nonempty("Channel2").and_then(|n| self.by_name(n)),
+        ) else {
+            return error(req, "Channel1 and Channel2 must name existing channels");
+        };
+        let reply = ack(req, "Channels have been bridged");
+        self.bridge_two(one, two);
         reply
     }
 

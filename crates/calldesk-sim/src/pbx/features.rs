@@ -20,6 +20,41 @@ impl Pbx {
         self.goto(x, &context, &exten);
     }
 
+    /// A dual Redirect: `x` and `y` leave their bridge together (neither is hung up) and each
+    /// runs the dialplan at its own place.
+    pub(crate) fn dual_redirect(&mut self, x: (ChanId, &str, &str), y: (ChanId, &str, &str)) {
+        let bridge = self.bridge_of(x.0);
+        for (id, context, exten) in [x, y] {
+            self.set(id, |c| {
+                c.context = context.to_owned();
+                c.exten = exten.to_owned();
+                c.priority = 1;
+                c.owner = true;
+            });
+            self.leave(id);
+        }
+        if let Some(b) = bridge
+            && self.bridges.get(&b).is_some_and(|b| b.members.is_empty())
+        {
+            self.destroy(b);
+        }
+        for (id, context, exten) in [x, y] {
+            self.goto(id, context, exten);
+        }
+    }
+
+    /// AMI `Bridge`: both channels leave what they run (music on hold stops) and meet in a new
+    /// basic bridge.
+    pub(crate) fn bridge_two(&mut self, one: ChanId, two: ChanId) {
+        for id in [one, two] {
+            self.moh_stop(id);
+            self.detach_from_bridge(id);
+        }
+        let b = self.basic_bridge();
+        self.enter(b, one);
+        self.enter(b, two);
+    }
+
     /// `x` leaves its two-party bridge; the peer it leaves behind is hung up (or, if it runs
     /// its own dialplan, goes on with it).
     fn detach_from_bridge(&mut self, x: ChanId) {
@@ -81,6 +116,21 @@ impl Pbx {
             );
         } else if let Ok(space @ 701..=720) = exten.parse::<u32>() {
             self.retrieve_parked(x, space);
+        } else if context == "calldesk-hold" && (exten == "customer" || exten == "operator") {
+            // The hold helper (calldesk-asterisk's `actions` docs): the customer hears music
+            // on hold, the operator's leg waits.
+            self.newexten(
+                x,
+                if exten == "customer" {
+                    "MusicOnHold"
+                } else {
+                    "Wait"
+                },
+                "",
+            );
+            if exten == "customer" {
+                self.moh_start(x);
+            }
         } else if exten == "600" || exten == "800" {
             if exten == "800" {
                 self.moh_start(x);

@@ -121,6 +121,9 @@ pub struct SimCall {
     pub state: &'static str,
     /// Channel names, oldest first.
     pub channels: Vec<String>,
+    /// Phones spying on a channel of this call (ChanSpy): `<extension>:<ChanSpy options>`,
+    /// e.g. `201:bqESu` (listen), `201:bqwESu` (whisper), `201:BbqESu` (barge).
+    pub spies: Vec<String>,
 }
 
 /// Errors of handle-driven operations.
@@ -986,6 +989,15 @@ impl Pbx {
                 ringing,
                 state,
                 channels: chans.iter().map(|c| c.name.clone()).collect(),
+                spies: self
+                    .channels
+                    .values()
+                    .filter(|s| s.spying.is_some_and(|id| chans.iter().any(|c| c.id == id)))
+                    .map(|s| {
+                        let opts = s.app_data.split_once(',').map_or("", |(_, o)| o);
+                        format!("{}:{opts}", s.ext)
+                    })
+                    .collect(),
             });
         }
         out
