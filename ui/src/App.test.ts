@@ -416,6 +416,7 @@ describe('App', () => {
     const item = items[0] as HTMLElement;
     expect(within(item).getByTestId('wl-missed').textContent).toBe('2 missed calls');
     expect(item.textContent).toContain('Ivan');
+    expect(item.textContent).toContain('+7 495 123-45-67');
     await fireEvent.click(within(item).getByTestId('wl-call-back'));
     await settle();
     await settle();
@@ -426,7 +427,7 @@ describe('App', () => {
     await fireEvent.click(screen.getByTestId('wl-close'));
     await settle();
     await settle();
-    expect(screen.getByTestId('wl-done').textContent).toBe('+74951234567 closed: Unreachable');
+    expect(screen.getByTestId('wl-done').textContent).toBe('+7 495 123-45-67 closed: Unreachable');
     expect(screen.getByTestId('wl-empty')).toBeTruthy();
     expect(backend.callbackState.get('+74951234567')?.outcome).toBe('unreachable');
   });
@@ -446,5 +447,18 @@ describe('App', () => {
     await settle();
     expect((screen.getByTestId('ctl-hold') as HTMLButtonElement).disabled).toBe(false);
     expect(screen.getByTestId('active-call').dataset.state).toBe('talking');
+  });
+
+  it('the theme button cycles auto, light, dark on the page and remembers it', async () => {
+    setup();
+    await settle();
+    const button = () => screen.getByTestId('theme');
+    expect(button().textContent).toBe('Auto');
+    await fireEvent.click(button());
+    expect(document.documentElement.dataset.theme).toBe('light');
+    await fireEvent.click(button());
+    expect(document.documentElement.dataset.theme).toBe('dark');
+    expect(button().getAttribute('aria-label')).toBe('Theme: Dark (click to change)');
+    expect(localStorage.getItem('calldesk.theme')).toBe('dark');
   });
 });

@@ -5,6 +5,7 @@ import type { Backend } from './lib/backend';
 import { MemoryBackend } from './lib/backend-memory';
 import { TauriBackend } from './lib/backend-tauri';
 import { sampleCalls } from './lib/sample-calls';
+import { THEME_STORAGE_KEY, applyTheme, loadTheme } from './lib/theme';
 import './app.css';
 
 function pickBackend(): Backend {
@@ -13,6 +14,22 @@ function pickBackend(): Backend {
   const demo = new MemoryBackend(sampleCalls(Date.now()), { state: 'connected', profile: 'demo', detail: null });
   (window as unknown as { calldeskDemo: MemoryBackend }).calldeskDemo = demo;
   return demo;
+}
+
+// The theme before the first paint; the pop window follows the main window's choice.
+let stopTheme = applyTheme(loadTheme(safeStorage()));
+window.addEventListener('storage', (e) => {
+  if (e.key !== THEME_STORAGE_KEY) return;
+  stopTheme();
+  stopTheme = applyTheme(loadTheme(safeStorage()));
+});
+
+function safeStorage(): Storage | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
 }
 
 const target = document.getElementById('app');

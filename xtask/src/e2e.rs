@@ -326,6 +326,7 @@ fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str
     screen_shot(display, &screen)?;
 
     let russian = switch_to_russian(session, out_dir)?;
+    let worklist = worklist_dark(session, out_dir)?;
 
     // The pop of this call was measured: from the PBX event to the painted frame.
     let figures = pop_latency(session)?;
@@ -339,7 +340,7 @@ fn check_demo(session: &Session, started: Instant, out_dir: &Path, display: &str
         to_pop.as_secs_f64()
     );
     println!("screenshots:");
-    for path in [&wizard, &call_pop, &window, &screen, &russian] {
+    for path in [&wizard, &call_pop, &window, &screen, &russian, &worklist] {
         println!("    {}", path.display());
     }
     Ok(())
@@ -361,6 +362,42 @@ fn switch_to_russian(session: &Session, out_dir: &Path) -> Result<PathBuf> {
         },
     )?;
     let path = out_dir.join("demo-window-ru.png");
+    write(&path, &session.screenshot()?)?;
+    Ok(path)
+}
+
+/// The Call back tab lists the demo's missed callers (every third demo call is missed); the
+/// theme button switches to dark. Returns the screenshot (Russian, dark, worklist).
+fn worklist_dark(session: &Session, out_dir: &Path) -> Result<PathBuf> {
+    let tab = session
+        .find(r#"[data-testid="tab-callbacks"]"#)?
+        .context("no Call back tab ([data-testid=\"tab-callbacks\"])")?;
+    session.click(&tab)?;
+    poll("the worklist to list a missed demo caller", || {
+        Ok(session.find(r#"[data-testid="wl-item"]"#)?.map(drop))
+    })?;
+    let theme = session
+        .find(r#"[data-testid="theme"]"#)?
+        .context("no theme button ([data-testid=\"theme\"])")?;
+    // auto → light → dark
+    session.click(&theme)?;
+    session.click(&theme)?;
+    poll("the theme button to say dark", || {
+        let Some(theme) = session.find(r#"[data-testid="theme"]"#)? else {
+            return Ok(None);
+        };
+        let choice = session.attribute(&theme, "data-theme-choice")?;
+        Ok((choice.as_deref() == Some("dark")).then_some(()))
+    })?;
+    let page = session.execute_async(
+        "const done = arguments[arguments.length - 1];\n\
+         requestAnimationFrame(() => requestAnimationFrame(() => done(document.documentElement.dataset.theme || '')));",
+        &[],
+    )?;
+    if page.as_str() != Some("dark") {
+        bail!("the theme button says dark but the page's data-theme is {page}");
+    }
+    let path = out_dir.join("demo-worklist-dark-ru.png");
     write(&path, &session.screenshot()?)?;
     Ok(path)
 }

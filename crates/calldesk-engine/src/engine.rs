@@ -477,7 +477,7 @@ impl EngineHandle {
     /// The missed-calls worklist (the tenant's with the hub, else this desk's), newest first,
     /// over the last [`WORKLIST_DAYS`] days.
     pub async fn callbacks(&self) -> Result<Vec<CallbackView>, EngineError> {
-        match &self.backend {
+        let list = match &self.backend {
             Backend::Hub(pbx) => pbx
                 .client()
                 .callbacks()
@@ -487,7 +487,14 @@ impl EngineHandle {
                 let since = crate::book::wall_clock_millis() - WORKLIST_DAYS * 86_400_000;
                 Ok(self.store.callbacks(since).await?)
             }
-        }
+        }?;
+        Ok(list.into_iter().map(|c| self.shown(c)).collect())
+    }
+
+    /// The item with its number as people read it.
+    fn shown(&self, mut item: CallbackView) -> CallbackView {
+        item.display = calldesk_wire::PartyView::from(&self.plan.party(&item.number)).display;
+        item
     }
 
     /// Takes (`claim`) or gives back the worklist item of `number`.
@@ -497,7 +504,7 @@ impl EngineHandle {
         claim: bool,
     ) -> Result<Option<CallbackView>, EngineError> {
         let action = if claim { "claim" } else { "release" };
-        match &self.backend {
+        let item = match &self.backend {
             Backend::Hub(pbx) => pbx
                 .client()
                 .callback_action(action, number, None)
@@ -508,7 +515,8 @@ impl EngineHandle {
                     .claim_callback(number, claim, crate::book::wall_clock_millis())
                     .await?,
             )),
-        }
+        }?;
+        Ok(item.map(|c| self.shown(c)))
     }
 
     /// Closes the worklist item of `number` with `outcome` (`reached`, `unreachable`,

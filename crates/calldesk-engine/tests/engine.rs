@@ -144,6 +144,8 @@ async fn demo_calls_pop_end_and_land_in_history() {
     let list = engine.callbacks().await.unwrap();
     let item = list.iter().find(|c| c.number == number).unwrap();
     assert_eq!((item.missed, item.claimed_by.as_deref()), (1, None));
+    // shown as the pop shows the caller (`+7 495 …`)
+    assert_eq!(item.display, missed.from.display);
     let item = engine.claim_callback(&number, true).await.unwrap().unwrap();
     assert_eq!(item.claimed_by.as_deref(), Some("me"));
     assert_eq!(

@@ -94,8 +94,10 @@ impl LocalStore {
                 let claimed_at: Option<i64> = r.try_get("claimed_at")?;
                 let company: Option<String> = r.try_get("company")?;
                 let name: Option<String> = r.try_get("from_name")?;
+                let number: String = r.try_get("number")?;
                 Ok(CallbackView {
-                    number: r.try_get("number")?,
+                    display: number.clone(),
+                    number,
                     name: name.or_else(|| company.clone()),
                     company,
                     missed: u32::try_from(r.try_get::<i64, _>("missed")?).unwrap_or(u32::MAX),

@@ -104,6 +104,8 @@ pub struct CallbackItem {
 #[serde(rename_all = "camelCase")]
 pub struct CallbackView {
     pub number: String,
+    /// The number as people read it (`+7 495 123-45-67`): the engine's number plan fills it in.
+    pub display: String,
     pub name: Option<String>,
     pub company: Option<String>,
     pub missed: u32,
@@ -120,6 +122,7 @@ impl From<&CallbackItem> for CallbackView {
         let ms = |t: &str| Timestamp::parse_rfc3339(t).map(Timestamp::unix_millis);
         Self {
             number: c.number.clone(),
+            display: c.number.clone(),
             name: c.name.clone(),
             company: c.company.clone(),
             missed: c.missed,

@@ -201,6 +201,7 @@ export class MemoryBackend implements Backend {
       const claimedAt = state?.claimedAt != null && state.claimedAt > reachedRec ? state.claimedAt : null;
       out.push({
         number,
+        display: last.from.display,
         name: last.from.name ?? last.company,
         company: last.company,
         missed: open.length,

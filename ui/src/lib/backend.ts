@@ -128,6 +128,8 @@ export interface AfterCall {
 export interface CallbackView {
   /** E.164: the item's key. */
   number: string;
+  /** The number as people read it (`+7 495 123-45-67`). */
+  display: string;
   name: string | null;
   company: string | null;
   missed: number;

@@ -20,6 +20,10 @@ type Message = string | PluralForms;
 
 const en = {
   'lang.switch': 'Language',
+  'theme.label': 'Theme: {name} (click to change)',
+  'theme.system': 'Auto',
+  'theme.light': 'Light',
+  'theme.dark': 'Dark',
 
   'conn.label': 'PBX connection',
   'conn.connecting': 'Connecting…',
@@ -222,6 +226,10 @@ export type Dictionary = {
 
 const ru: Dictionary = {
   'lang.switch': 'Язык',
+  'theme.label': 'Тема: {name} (нажмите, чтобы сменить)',
+  'theme.system': 'Авто',
+  'theme.light': 'Светлая',
+  'theme.dark': 'Тёмная',
 
   'conn.label': 'Связь с АТС',
   'conn.connecting': 'Подключение…',
