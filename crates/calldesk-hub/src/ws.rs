@@ -2,7 +2,9 @@
 //! client's rooms follow from its role: operators get `operators` + `operator:{id}`,
 //! supervisors and admins also `supervisors` (where every message goes). First `hello`, then a `snapshot` of the live
 //! calls it may see and the presence board, then messages as they happen. A client that falls
-//! behind the tenant's broadcast buffer gets a fresh `snapshot` (reason `lagged`).
+//! behind the tenant's broadcast buffer gets a fresh `snapshot` (reason `lagged`). While this
+//! replica's session with the tenant's PBX is still reading the live calls (a hub that just
+//! started), the first snapshot waits for it (at most 5 s), so it never lacks calls that are up.
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -80,7 +82,30 @@ async fn recv_any(
     }
 }
 
+/// How long a client's first snapshot waits for a PBX session that is still reading its live
+/// calls (a hub that just started or reconnected).
+const PBX_RESYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A hub that has not read its PBX yet would send a snapshot without the calls that are up,
+/// and a desktop would take them for ended: wait (at most [`PBX_RESYNC_WAIT`]) until the
+/// tenant's PBX session here is past connecting and resyncing. A tenant another replica holds
+/// is not waited for.
+async fn pbx_resynced(hub: &Hub, tenant: &calldesk_calls::TenantId) {
+    let Some(rt) = hub.runtime(tenant) else {
+        return;
+    };
+    let mut status = rt.status.clone();
+    let settled = status.wait_for(|s| {
+        !matches!(
+            s.state,
+            calldesk_wire::ConnectionState::Connecting | calldesk_wire::ConnectionState::Resyncing
+        )
+    });
+    let _ = tokio::time::timeout(PBX_RESYNC_WAIT, settled).await;
+}
+
 async fn client(hub: Hub, p: Principal, mut socket: WebSocket) {
+    pbx_resynced(&hub, &p.tenant).await;
     let rooms = rooms_for(&p);
     let channel = hub.fanout().tenant(&p.tenant);
     crate::replicas::seed(&hub, &p.tenant, &channel).await;
