@@ -365,7 +365,7 @@ impl EngineHandle {
                 pbx.client()
                     .history(&e164, CALLER_HISTORY, &mut parties)
                     .await
-                    .map_err(|e| EngineError::Hub(e.to_string()))
+                    .map_err(hub_error)
             }
             Backend::Ami(_) => Ok(self.store.calls_with(&e164, CALLER_HISTORY).await?),
         }
@@ -392,7 +392,7 @@ impl EngineHandle {
                 pbx.client()
                     .calls_since(&since, &mut parties)
                     .await
-                    .map_err(|e| EngineError::Hub(e.to_string()))?
+                    .map_err(hub_error)?
             }
             Backend::Ami(_) => self.store.calls_since(since, 100_000).await?,
         };
@@ -407,7 +407,7 @@ impl EngineHandle {
                 .after_call(call)
                 .await
                 .map(Option::unwrap_or_default)
-                .map_err(|e| EngineError::Hub(e.to_string())),
+                .map_err(hub_error),
             Backend::Ami(_) => Ok(self.store.after_call(call).await?),
         }
     }
@@ -426,7 +426,7 @@ impl EngineHandle {
                 .client()
                 .add_note(call, &id, text)
                 .await
-                .map_err(|e| EngineError::Hub(e.to_string())),
+                .map_err(hub_error),
             Backend::Ami(_) => {
                 let note = CallNote {
                     id,
@@ -452,7 +452,7 @@ impl EngineHandle {
                 .client()
                 .set_disposition(call, code)
                 .await
-                .map_err(|e| EngineError::Hub(e.to_string())),
+                .map_err(hub_error),
             Backend::Ami(_) => Ok(self
                 .store
                 .set_disposition(call, code, crate::book::wall_clock_millis())
@@ -465,11 +465,7 @@ impl EngineHandle {
     pub async fn set_tags(&self, call: &str, tags: &[String]) -> Result<Vec<String>, EngineError> {
         let tags = calldesk_wire::normalize_tags(tags).map_err(EngineError::Invalid)?;
         match &self.backend {
-            Backend::Hub(pbx) => pbx
-                .client()
-                .set_tags(call, &tags)
-                .await
-                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Hub(pbx) => pbx.client().set_tags(call, &tags).await.map_err(hub_error),
             Backend::Ami(_) => Ok(self.store.set_tags(call, &tags).await?),
         }
     }
@@ -478,11 +474,7 @@ impl EngineHandle {
     /// over the last [`WORKLIST_DAYS`] days.
     pub async fn callbacks(&self) -> Result<Vec<CallbackView>, EngineError> {
         let list = match &self.backend {
-            Backend::Hub(pbx) => pbx
-                .client()
-                .callbacks()
-                .await
-                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Hub(pbx) => pbx.client().callbacks().await.map_err(hub_error),
             Backend::Ami(_) => {
                 let since = crate::book::wall_clock_millis() - WORKLIST_DAYS * 86_400_000;
                 Ok(self.store.callbacks(since).await?)
@@ -509,7 +501,7 @@ impl EngineHandle {
                 .client()
                 .callback_action(action, number, None)
                 .await
-                .map_err(|e| EngineError::Hub(e.to_string())),
+                .map_err(hub_error),
             Backend::Ami(_) => Ok(Some(
                 self.store
                     .claim_callback(number, claim, crate::book::wall_clock_millis())
@@ -534,7 +526,7 @@ impl EngineHandle {
                 .callback_action("close", number, Some(outcome.as_str()))
                 .await
                 .map(drop)
-                .map_err(|e| EngineError::Hub(e.to_string())),
+                .map_err(hub_error),
             Backend::Ami(_) => Ok(self
                 .store
                 .close_callback(number, outcome, crate::book::wall_clock_millis())
@@ -552,11 +544,7 @@ impl EngineHandle {
     /// presence, and answer an empty list).
     pub async fn operators(&self) -> Result<Vec<OperatorView>, EngineError> {
         match &self.backend {
-            Backend::Hub(pbx) => pbx
-                .client()
-                .operators()
-                .await
-                .map_err(|e| EngineError::Hub(e.to_string())),
+            Backend::Hub(pbx) => pbx.client().operators().await.map_err(hub_error),
             Backend::Ami(_) => Ok(Vec::new()),
         }
     }
@@ -660,4 +648,9 @@ async fn forward_session(
             }
         }
     }
+}
+
+/// A hub request that failed, as the UI sees it (`hub_unavailable` with the hub's reason).
+fn hub_error(e: crate::hub::HubError) -> EngineError {
+    EngineError::Hub(e.to_string())
 }

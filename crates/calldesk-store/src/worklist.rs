@@ -16,13 +16,16 @@ WITH cand AS (
     WHERE direction = 'inbound' AND status IN ('missed', 'busy') AND from_e164 IS NOT NULL
         AND started_at >= ?1 AND (?2 IS NULL OR from_e164 = ?2)
 ), bounds AS (
+    -- One pass over the answered calls with each number: when it was last reached (call time)
+    -- and when that was stored (this desk's clock).
     SELECT n.number, cb.closed_at, cb.claimed_at,
-        (SELECT max(a.started_at) FROM calls a WHERE a.status = 'answered'
-            AND (a.from_e164 = n.number OR a.to_e164 = n.number)) AS reached_at,
-        (SELECT max(coalesce(a.recorded_at, a.ended_at)) FROM calls a WHERE a.status = 'answered'
-            AND (a.from_e164 = n.number OR a.to_e164 = n.number)) AS reached_rec
+        max(a.started_at) AS reached_at,
+        max(coalesce(a.recorded_at, a.ended_at)) AS reached_rec
     FROM (SELECT DISTINCT number FROM cand) n
     LEFT JOIN callbacks cb ON cb.number = n.number
+    LEFT JOIN calls a ON a.status = 'answered'
+        AND (a.from_e164 = n.number OR a.to_e164 = n.number)
+    GROUP BY n.number
 ), open AS (
     SELECT c.* FROM cand c JOIN bounds b USING (number)
     WHERE c.rec > coalesce(b.closed_at, -1) AND c.started_at > coalesce(b.reached_at, -1)

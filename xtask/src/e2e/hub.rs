@@ -134,7 +134,6 @@ impl Flow<'_> {
         self.click_enabled("ctl-hold")?;
         self.sim
             .wait_call(&call, "on hold at the PBX", |c| c.state == "held")?;
-        println!("hub e2e: the PBX after Hold: {:?}", self.sim.live()?);
         poll("the active call to show it is on hold", || {
             Ok(self
                 .find_attr("active-call", "data-on-hold")?
