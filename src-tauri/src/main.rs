@@ -17,7 +17,7 @@
 //! | command | `after_call`         | `call` → `AfterCall` (notes, disposition, tags) |
 //! | command | `add_note`           | `call, text` → `CallNote`                      |
 //! | command | `set_disposition`    | `call, code`                                   |
-//! | command | `disposition_codes`  | → `string[]` (`dispositions.json` or defaults) |
+//! | command | `disposition_codes`  | → `string[]` (the hub's list, `dispositions.json` or defaults) |
 //! | command | `set_tags`           | `call, tags` → `string[]` (as stored)          |
 //! | command | `callbacks`          | → `CallbackView[]` (missed-calls worklist)     |
 //! | command | `claim_callback`     | `number, claim` → `CallbackView?`              |
@@ -305,7 +305,7 @@ async fn close_callback(
 /// The call centre's disposition codes.
 #[tauri::command]
 async fn disposition_codes(shell: State<'_, Shell>) -> Result<Vec<String>, CommandError> {
-    Ok(shell.engine().await?.disposition_codes())
+    Ok(shell.engine().await?.disposition_codes().await?)
 }
 
 /// Figures per operator since `since` (unix ms: the start of the operator's day).
@@ -455,6 +455,7 @@ fn forward_events(
                 Ok(EngineEvent::IdentityChanged(identity)) => {
                     app.emit("identity-changed", identity)
                 }
+                Ok(EngineEvent::CallbacksChanged) => app.emit("callbacks-changed", ()),
                 Err(RecvError::Lagged(missed)) => {
                     // Updates were dropped (one may have been a call's end): send the whole
                     // current picture again; the UI applies updates idempotently.

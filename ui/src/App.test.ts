@@ -1,10 +1,10 @@
 // @vitest-environment jsdom
-import { fireEvent, render, screen, within } from '@testing-library/svelte';
+import { cleanup, fireEvent, render, screen, within } from '@testing-library/svelte';
 import { tick } from 'svelte';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import App from './App.svelte';
 import { BackendError } from './lib/backend';
-import { MemoryBackend } from './lib/backend-memory';
+import { ALL_CAPABILITIES, MemoryBackend } from './lib/backend-memory';
 import { answered, ended, makeCall, party } from './lib/testing';
 
 const NOW = Date.UTC(2025, 0, 15, 9, 0, 30);
@@ -232,6 +232,7 @@ describe('App', () => {
         hold: false,
         record: true,
         monitor: false,
+        dtmf: false,
         queuePause: false,
       },
     });
@@ -257,6 +258,59 @@ describe('App', () => {
       { control: 'hangup', call: 'c1', operator: '101' },
     ]);
     expect(screen.getByTestId('ctl-done').textContent).toBe('Call ended');
+  });
+
+  it('the keypad plays tones into an answered call, in order, and types the number otherwise', async () => {
+    const talking = answered(makeCall({ id: 'c1', startedAt: NOW - 20_000, operator: '101', rang: ['101'] }), NOW - 10_000);
+    const backend = new MemoryBackend([talking]);
+    setup(backend);
+    await settle();
+    await fireEvent.click(screen.getByTestId('dialpad-1'));
+    await fireEvent.click(screen.getByTestId('dialpad-#'));
+    await settle();
+    const sent = backend.controls.filter((c) => c.control === 'dtmf');
+    expect(sent.map((c) => (c.control === 'dtmf' ? c.digits : '')).join('')).toBe('1#');
+    expect(sent.every((c) => c.control === 'dtmf' && c.call === 'c1' && c.operator === '101')).toBe(true);
+    expect(screen.getByTestId('tones-sent').textContent).toBe('Tones sent: 1#');
+    expect((screen.getByTestId('ctl-dial') as HTMLInputElement).value).toBe('');
+
+    // Without tone support the keys type the number, and say why.
+    const noTones = new MemoryBackend([talking], undefined, { capabilities: { ...ALL_CAPABILITIES, dtmf: false } });
+    cleanup();
+    setup(noTones);
+    await settle();
+    await fireEvent.click(screen.getByTestId('dialpad-5'));
+    await settle();
+    expect(noTones.controls).toEqual([]);
+    expect((screen.getByTestId('ctl-dial') as HTMLInputElement).value).toBe('5');
+    expect(screen.getByTestId('dialpad-5').title).toBe('Types into the number to dial. Tones into the call: Not available on this connection');
+  });
+
+  it('a control on its way keeps its button focusable and ignores a second press', async () => {
+    const talking = answered(makeCall({ id: 'c1', startedAt: NOW - 20_000, operator: '101', rang: ['101'] }), NOW - 10_000);
+    const backend = new MemoryBackend([talking]);
+    let release: (v: string | null) => void = () => {};
+    let sent = 0;
+    backend.callControl = () => {
+      sent += 1;
+      return new Promise((resolve) => (release = resolve));
+    };
+    setup(backend);
+    await settle();
+    const hold = screen.getByTestId('ctl-hold') as HTMLButtonElement;
+    hold.focus();
+    await fireEvent.click(hold);
+    await settle();
+    // Not disabled (that would drop the keyboard focus), but marked busy.
+    expect(hold.disabled).toBe(false);
+    expect(hold.getAttribute('aria-disabled')).toBe('true');
+    expect(document.activeElement).toBe(hold);
+    await fireEvent.click(hold);
+    await settle();
+    expect(sent).toBe(1);
+    release(null);
+    await settle();
+    expect(hold.getAttribute('aria-disabled')).toBe('false');
   });
 
   it('a refused control shows the backend message verbatim', async () => {
@@ -430,6 +484,16 @@ describe('App', () => {
     expect(screen.getByTestId('wl-done').textContent).toBe('+7 495 123-45-67 closed: Unreachable');
     expect(screen.getByTestId('wl-empty')).toBeTruthy();
     expect(backend.callbackState.get('+74951234567')?.outcome).toBe('unreachable');
+
+    // A new miss, closed by a colleague on another desk: the list follows at once.
+    backend.emitCall(miss('a3', '+7 495 123-45-67', Date.now() - 1_000));
+    await settle();
+    await settle();
+    expect(screen.getAllByTestId('wl-item')).toHaveLength(1);
+    backend.closedElsewhere('+74951234567');
+    await settle();
+    await settle();
+    expect(screen.getByTestId('wl-empty')).toBeTruthy();
   });
 
   it('a call that still rings can be hung up, but hold, transfer and recording wait for the answer', async () => {

@@ -12,6 +12,11 @@ use serde_json::{Value, json};
 /// The key under which W3C WebDriver returns an element reference.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// WebDriver key code points for [`Session::keys`].
+pub const TAB: char = '\u{E004}';
+pub const ENTER: char = '\u{E007}';
+pub const ARROW_DOWN: char = '\u{E015}';
+
 /// An error reported by the WebDriver server (`{"value":{"error":…,"message":…}}`).
 #[derive(Debug)]
 pub struct WebDriverError {
@@ -133,6 +138,23 @@ impl Session {
         self.post(
             &format!("/element/{}/value", element.0),
             &json!({ "text": text }),
+        )
+        .map(drop)
+    }
+
+    /// Presses `keys` one after another on whatever has the focus, as a keyboard would (W3C
+    /// "Perform Actions" with a key input source). Special keys are WebDriver code points:
+    /// [`TAB`], [`ENTER`], [`ARROW_DOWN`] …
+    pub fn keys(&self, keys: &str) -> Result<()> {
+        let mut actions = Vec::new();
+        for key in keys.chars() {
+            let key = key.to_string();
+            actions.push(json!({"type": "keyDown", "value": key}));
+            actions.push(json!({"type": "keyUp", "value": key}));
+        }
+        self.post(
+            "/actions",
+            &json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
         )
         .map(drop)
     }

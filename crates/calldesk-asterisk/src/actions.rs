@@ -21,6 +21,7 @@
 //! | Record start / stop | `MixMonitor Channel: <customer> File Options` / `StopMixMonitor Channel` | `Response` |
 //! | Record mute / unmute | `MixMonitorMute Channel Direction: both State: 1` / `State: 0` | `Response` |
 //! | Monitor | `Originate Channel: <TECH>/<supervisor> Application: ChanSpy Data: <operator's exact channel>,<options> Async: true ChannelId` | `AsyncEvent("OriginateResponse")` |
+//! | Touch tones | `PlayDTMF Channel: <customer> Digit: <d> Duration: 120`, one action per tone, in order | `Response` |
 //! | Queue pause | `QueuePause Interface: <TECH>/<ext> [Queue] Paused: true\|false [Reason]` | `Response` |
 //!
 //! Why these choices:
@@ -79,6 +80,12 @@
 //!   Default options: listen `bqESu`, whisper `bqwESu`, barge `BbqESu` (`b` bridged calls only,
 //!   `q` no beep or announcement, `w` whisper to the operator, `B` talk to both, `E` end when the
 //!   spied channel hangs up, `S` end when nothing is left to spy on).
+//! - **Touch tones** use `PlayDTMF` on the **customer's** channel: "send digit to channel" means
+//!   out of Asterisk towards that channel's far end, so the customer (or the IVR the operator
+//!   called) hears them, as if the operator's phone had sent RFC 4733 digits. One action per
+//!   tone, each waited for, keeps the order; a refusal stops the rest. `PlayDTMF` raises no
+//!   `DTMFBegin`/`DTMFEnd` event (those come from frames read or written, not from the
+//!   channel driver's digit call), so nothing else in the tracker changes.
 //! - **Queue pause** addresses the queue member by its interface, `<TECH>/<ext>` by default or a
 //!   template such as `Local/{ext}@from-queue/n` for sites whose members are Local channels.
 //!
@@ -87,7 +94,7 @@
 //! Asterisk lets an action run when the user's `write` classes share **one** class with the
 //! action's: `write = call,originate,agent,reporting` covers Originate and Monitor
 //! (`originate`), Hangup, BlindTransfer, Atxfer, Redirect, Bridge, StopMixMonitor and
-//! MixMonitorMute (`call`), QueuePause (`agent`), and the client's resync `CoreShowChannels`
+//! MixMonitorMute and PlayDTMF (`call`), QueuePause (`agent`), and the client's resync `CoreShowChannels`
 //! (`reporting`); `QueueStatus` and `Ping` need none. **`MixMonitor` (start recording) needs
 //! `system`**, which also unlocks powerful actions; grant it only where recording from the app
 //! is wanted, otherwise leave [`DialplanConfig::recording`] unset (capability off). Originate
@@ -292,9 +299,15 @@ pub fn capabilities(cfg: &DialplanConfig) -> Capabilities {
         hold: cfg.hold.is_some(),
         record: cfg.recording.is_some(),
         monitor: true,
+        dtmf: true,
         queue_pause: true,
     }
 }
+
+/// How long each touch tone sounds (`PlayDTMF Duration`): what a desk phone sends for a short
+/// press, long enough for any IVR to detect. Asterisk holds the AMI reply for this long, so the
+/// tones of one control go out one after another with natural gaps.
+pub const DTMF_TONE: Duration = Duration::from_millis(120);
 
 /// Set on an Originate step: who is rung first and the id of the channel being created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -535,6 +548,28 @@ pub fn plan<D: ChannelDirectory + ?Sized>(
                     new_call: false,
                 },
             )?]
+        }
+        Control::Dtmf {
+            call,
+            operator,
+            digits,
+        } => {
+            let operator_chan = operator_channel(dir, call, operator)?;
+            let customer = customer_channel(dir, call)?;
+            if customer == operator_chan {
+                return Err(ControlError::Invalid(format!(
+                    "extension {operator} is the only party of call {call}; there is nobody to send tones to"
+                )));
+            }
+            let mut steps = Vec::with_capacity(digits.as_str().len());
+            for digit in digits.chars() {
+                let mut a = action("PlayDTMF")?;
+                push(&mut a, "Channel", &customer)?;
+                push(&mut a, "Digit", digit.encode_utf8(&mut [0; 4]))?;
+                push(&mut a, "Duration", &millis(DTMF_TONE))?;
+                steps.push(step(a));
+            }
+            steps
         }
         Control::QueuePause {
             operator,
@@ -1120,6 +1155,35 @@ mod tests {
             run(&hold(true), &sip()),
             Err(ControlError::NotSupported("hold"))
         );
+    }
+
+    #[test]
+    fn touch_tones_are_one_play_dtmf_per_digit_on_the_customer_channel() {
+        let dtmf = |digits: &str| Control::Dtmf {
+            call: call(),
+            operator: ext("101"),
+            digits: calldesk_calls::DtmfDigits::new(digits).unwrap(),
+        };
+        let plan = run(&dtmf("1#b"), &sip()).unwrap();
+        assert_eq!(
+            lines(&plan),
+            ["1", "#", "B"].map(|d| vec![
+                "Action: PlayDTMF".to_owned(),
+                "Channel: SIP/trunk-00000026".to_owned(),
+                format!("Digit: {d}"),
+                "Duration: 120".to_owned(),
+            ])
+        );
+        assert!(plan.steps.iter().all(|s| !s.best_effort
+            && s.completion == Completion::Response
+            && s.originate.is_none()));
+        assert!(capabilities(&sip()).dtmf);
+        let stranger = Control::Dtmf {
+            call: call(),
+            operator: ext("105"),
+            digits: calldesk_calls::DtmfDigits::new("1").unwrap(),
+        };
+        assert_eq!(run(&stranger, &sip()).unwrap_err().code(), "not_in_call");
     }
 
     #[test]

@@ -74,6 +74,49 @@ pub enum RecordAction {
     Unmute,
 }
 
+/// Touch tones to play into a call: 1 to 32 of `0-9 * # A-D` (letters upper-cased).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DtmfDigits(String);
+
+impl DtmfDigits {
+    /// Longest run of tones sent at once (an IVR menu path or a PIN).
+    pub const MAX: usize = 32;
+
+    pub fn new(digits: &str) -> Result<Self, ControlError> {
+        if digits.is_empty() || digits.len() > Self::MAX {
+            return Err(ControlError::Invalid(format!(
+                "tones must be 1 to {} characters, got {}",
+                Self::MAX,
+                digits.chars().count()
+            )));
+        }
+        if let Some(bad) = digits
+            .chars()
+            .find(|c| !matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d'))
+        {
+            return Err(ControlError::Invalid(format!(
+                "{bad:?} is not a touch tone (0-9, *, #, A-D)"
+            )));
+        }
+        Ok(Self(digits.to_ascii_uppercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Each tone in order.
+    pub fn chars(&self) -> impl Iterator<Item = char> + '_ {
+        self.0.chars()
+    }
+}
+
+impl std::fmt::Display for DtmfDigits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One call control, in domain terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
@@ -111,6 +154,13 @@ pub enum Control {
         supervisor: Extension,
         mode: MonitorMode,
     },
+    /// `operator` plays touch tones to the other party of `call` (an IVR menu, a PIN): the
+    /// tones go out on the customer's side, as if the operator's phone had sent them.
+    Dtmf {
+        call: CallId,
+        operator: Extension,
+        digits: DtmfDigits,
+    },
     /// Pause or resume `operator` in `queue` (every queue when `None`).
     QueuePause {
         operator: Extension,
@@ -137,6 +187,7 @@ impl Control {
             Self::Hold { .. } => "hold",
             Self::Record { .. } => "record",
             Self::Monitor { .. } => "monitor",
+            Self::Dtmf { .. } => "dtmf",
             Self::QueuePause { .. } => "queue_pause",
         }
     }
@@ -161,6 +212,7 @@ pub struct Capabilities {
     pub hold: bool,
     pub record: bool,
     pub monitor: bool,
+    pub dtmf: bool,
     pub queue_pause: bool,
 }
 
@@ -175,6 +227,7 @@ impl Capabilities {
             hold: true,
             record: true,
             monitor: true,
+            dtmf: true,
             queue_pause: true,
         }
     }
@@ -194,6 +247,7 @@ impl Capabilities {
             Control::Hold { .. } => self.hold,
             Control::Record { .. } => self.record,
             Control::Monitor { .. } => self.monitor,
+            Control::Dtmf { .. } => self.dtmf,
             Control::QueuePause { .. } => self.queue_pause,
         }
     }
@@ -305,5 +359,36 @@ mod tests {
         };
         assert_eq!(err.code(), "disconnected");
         assert!(err.to_string().contains("check whether it took effect"));
+    }
+
+    #[test]
+    fn touch_tones_are_strict() {
+        assert_eq!(DtmfDigits::new("12*#abD").unwrap().as_str(), "12*#ABD");
+        for bad in [
+            "",
+            "1 2",
+            "12\r\nAction: Hangup",
+            "E",
+            "+7",
+            &"1".repeat(33),
+        ] {
+            let err = DtmfDigits::new(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid", "{bad:?}");
+        }
+        assert!(
+            DtmfDigits::new("9w")
+                .unwrap_err()
+                .to_string()
+                .contains("'w' is not a touch tone")
+        );
+        let dtmf = Control::Dtmf {
+            call: CallId::new("1.1").unwrap(),
+            operator: Extension::new("101").unwrap(),
+            digits: DtmfDigits::new("1").unwrap(),
+        };
+        assert_eq!(dtmf.name(), "dtmf");
+        assert!(!dtmf.is_idempotent());
+        assert!(!Capabilities::default().allows(&dtmf));
+        assert!(Capabilities::all().allows(&dtmf));
     }
 }

@@ -37,7 +37,7 @@ pub use call::{
     HangupCause, Monitor, Timestamp, Transfer,
 };
 pub use control::{
-    Capabilities, Control, ControlError, ControlOutcome, Destination, MonitorMode, Pbx,
+    Capabilities, Control, ControlError, ControlOutcome, Destination, DtmfDigits, MonitorMode, Pbx,
     RecordAction, TransferKind,
 };
 pub use ids::{CallId, Extension, IdError, TenantId};

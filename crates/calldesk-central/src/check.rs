@@ -179,20 +179,9 @@ pub(crate) fn note_id(value: &str) -> Result<String, CentralError> {
     }
 }
 
-/// A disposition code: 1–64 characters of `[a-z0-9_-]`.
+/// A disposition code (`calldesk_wire::disposition_code`, the one rule hub and desk share).
 pub(crate) fn disposition_code(value: &str) -> Result<&str, CentralError> {
-    if (1..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-    {
-        Ok(value)
-    } else {
-        Err(invalid(format!(
-            "disposition code `{}` is not 1 to 64 characters of a-z, 0-9, '_' and '-'",
-            value.escape_debug()
-        )))
-    }
+    calldesk_wire::disposition_code(value).map_err(invalid)
 }
 
 /// Text PostgreSQL can store: no NUL character.

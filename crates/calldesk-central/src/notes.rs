@@ -78,6 +78,13 @@ impl CentralStore {
         by: Option<i64>,
     ) -> Result<DispositionView, CentralError> {
         let code = check::disposition_code(code)?;
+        let list = self.dispositions(t).await?;
+        if !list.iter().any(|c| c == code) {
+            return Err(CentralError::Invalid(format!(
+                "disposition `{code}` is not in tenant {t}'s list ({})",
+                list.join(", ")
+            )));
+        }
         let (code, login, at_ms): (String, Option<String>, i64) = sqlx::query_as(
             "WITH d AS (
                 INSERT INTO call_dispositions (tenant_id, pbx_call_id, code, set_by)
@@ -104,5 +111,38 @@ impl CentralStore {
             set_by: login,
             set_at: time::millis_rfc3339(at_ms),
         })
+    }
+
+    /// The tenant's disposition list, in the order operators see it (the built-in list when
+    /// none was set). NotFound if there is no such tenant.
+    pub async fn dispositions(&self, t: &TenantId) -> Result<Vec<String>, CentralError> {
+        let row: Option<Option<Vec<String>>> =
+            sqlx::query_scalar("SELECT dispositions FROM tenants WHERE id = $1")
+                .bind(t.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            None => Err(CentralError::NotFound(format!("no tenant {t}"))),
+            Some(list) => Ok(list.unwrap_or_else(calldesk_wire::default_dispositions)),
+        }
+    }
+
+    /// Replaces the tenant's disposition list (checked by `calldesk_wire::disposition_list`);
+    /// returns it as stored. Calls keep the codes they have.
+    pub async fn set_dispositions(
+        &self,
+        t: &TenantId,
+        codes: &[String],
+    ) -> Result<Vec<String>, CentralError> {
+        let codes = calldesk_wire::disposition_list(codes).map_err(CentralError::Invalid)?;
+        let done = sqlx::query("UPDATE tenants SET dispositions = $2 WHERE id = $1")
+            .bind(t.as_str())
+            .bind(&codes)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(CentralError::NotFound(format!("no tenant {t}")));
+        }
+        Ok(codes)
     }
 }

@@ -1,49 +1,27 @@
-//! The call centre's disposition codes (how a call was closed): `dispositions.json` in the
-//! data folder, else the defaults.
+//! The disposition codes (how a call was closed) of a desk without a hub: `dispositions.json`
+//! in the data folder, else the defaults. A Hub profile uses the tenant's list on the hub.
 
-/// Disposition codes when the data folder has no `dispositions.json`.
-pub const DEFAULT_DISPOSITIONS: [&str; 6] = [
-    "sale",
-    "callback",
-    "info",
-    "complaint",
-    "wrong_number",
-    "other",
-];
+use calldesk_wire::{DEFAULT_DISPOSITIONS, default_dispositions, disposition_list};
 
-/// The disposition list: `dispositions.json` in `data_dir` (a JSON array of codes: letters,
-/// digits, `_`, `-`, at most 64), else [`DEFAULT_DISPOSITIONS`]. A damaged file is logged and
-/// the defaults serve.
+/// The disposition list: `dispositions.json` in `data_dir` (a JSON array of codes, checked by
+/// [`disposition_list`]: a-z, 0-9, `_`, `-`; 1 to 30, no duplicates), else
+/// [`DEFAULT_DISPOSITIONS`]. A damaged file is logged and the defaults serve.
 pub fn disposition_codes(data_dir: &std::path::Path) -> Vec<String> {
     let path = data_dir.join("dispositions.json");
-    let defaults = || {
-        DEFAULT_DISPOSITIONS
-            .iter()
-            .map(|c| (*c).to_owned())
-            .collect()
-    };
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(_) => return defaults(),
+        Err(_) => return default_dispositions(),
     };
-    let codes: Vec<String> = match serde_json::from_slice(&bytes) {
-        Ok(c) => c,
+    let checked = serde_json::from_slice::<Vec<String>>(&bytes)
+        .map_err(|e| format!("not a JSON array of codes: {e}"))
+        .and_then(|codes| disposition_list(&codes));
+    match checked {
+        Ok(codes) => codes,
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "dispositions.json is not a JSON array of codes; using the defaults");
-            return defaults();
+            tracing::warn!(path = %path.display(), error = %e, defaults = ?DEFAULT_DISPOSITIONS, "dispositions.json cannot be used; using the defaults");
+            default_dispositions()
         }
-    };
-    let good = |c: &String| {
-        !c.is_empty()
-            && c.len() <= 64
-            && c.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    };
-    if codes.is_empty() || !codes.iter().all(good) {
-        tracing::warn!(path = %path.display(), "dispositions.json holds an empty list or a code that is not letters, digits, `_` or `-`; using the defaults");
-        return defaults();
     }
-    codes
 }
 
 #[cfg(test)]

@@ -93,6 +93,9 @@ pub enum EngineEvent {
     Presence(PresenceView),
     /// Who the app acts as changed (the Hub profile's login).
     IdentityChanged(Identity),
+    /// A colleague claimed, gave back or closed a worklist item (Hub profile): the worklist
+    /// should be read again.
+    CallbacksChanged,
 }
 
 /// Reports the connection state: the handle reads the latest, and the shell gets every
@@ -201,6 +204,7 @@ impl Engine {
                     FeedOutputs {
                         book: book_tx,
                         status: reporter,
+                        events: events.clone(),
                     },
                     BACKOFF,
                     shutdown_rx.clone(),
@@ -441,22 +445,27 @@ impl EngineHandle {
     }
 
     /// Sets the disposition of a call to one of [`EngineHandle::disposition_codes`].
+    /// The hub checks the code against the tenant's list itself (its refusal names the list).
     pub async fn set_disposition(&self, call: &str, code: &str) -> Result<(), EngineError> {
-        if !self.disposition_codes().iter().any(|c| c == code) {
-            return Err(EngineError::Invalid(format!(
-                "`{code}` is not in the disposition list"
-            )));
-        }
         match &self.backend {
             Backend::Hub(pbx) => pbx
                 .client()
                 .set_disposition(call, code)
                 .await
                 .map_err(hub_error),
-            Backend::Ami(_) => Ok(self
-                .store
-                .set_disposition(call, code, crate::book::wall_clock_millis())
-                .await?),
+            Backend::Ami(_) => {
+                let list = crate::dispositions::disposition_codes(&self.data_dir);
+                if !list.iter().any(|c| c == code) {
+                    return Err(EngineError::Invalid(format!(
+                        "`{code}` is not in the disposition list ({})",
+                        list.join(", ")
+                    )));
+                }
+                Ok(self
+                    .store
+                    .set_disposition(call, code, crate::book::wall_clock_millis())
+                    .await?)
+            }
         }
     }
 
@@ -534,10 +543,13 @@ impl EngineHandle {
         }
     }
 
-    /// The call centre's disposition codes: `dispositions.json` in the data folder (a JSON
-    /// array of codes), else the defaults.
-    pub fn disposition_codes(&self) -> Vec<String> {
-        crate::dispositions::disposition_codes(&self.data_dir)
+    /// The call centre's disposition codes: the tenant's list on the hub (Hub profile), else
+    /// `dispositions.json` in the data folder (a JSON array of codes), else the defaults.
+    pub async fn disposition_codes(&self) -> Result<Vec<String>, EngineError> {
+        match &self.backend {
+            Backend::Hub(pbx) => pbx.client().dispositions().await.map_err(hub_error),
+            Backend::Ami(_) => Ok(crate::dispositions::disposition_codes(&self.data_dir)),
+        }
     }
 
     /// The operators of the tenant (Hub profile; the other profiles know extensions only from
@@ -652,5 +664,8 @@ async fn forward_session(
 
 /// A hub request that failed, as the UI sees it (`hub_unavailable` with the hub's reason).
 fn hub_error(e: crate::hub::HubError) -> EngineError {
-    EngineError::Hub(e.to_string())
+    match e {
+        crate::hub::HubError::Invalid(message) => EngineError::Invalid(message),
+        e => EngineError::Hub(e.to_string()),
+    }
 }

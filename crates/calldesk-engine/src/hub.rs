@@ -23,12 +23,12 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::book::BookInput;
-use crate::engine::StatusReporter;
+use crate::engine::{EngineEvent, StatusReporter};
 use crate::{EngineError, Secret};
 
 /// How long one REST request may take.
@@ -59,6 +59,9 @@ pub(crate) enum HubError {
     LoginRefused,
     #[error("the hub says: {0}")]
     Status(String),
+    /// 400: the request's values were refused (the message says which and why).
+    #[error("{0}")]
+    Invalid(String),
     #[error("the hub speaks protocol {0}, this app protocol {HUB_PROTOCOL}; update calldesk")]
     Protocol(u32),
     #[error("the hub stopped answering")]
@@ -316,8 +319,10 @@ impl HubClient {
         request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<T, HubError> {
         let response = self.send(request).await?;
-        if response.status() != StatusCode::OK {
-            return Err(HubError::Status(error_text(response).await));
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::BAD_REQUEST => return Err(HubError::Invalid(error_text(response).await)),
+            _ => return Err(HubError::Status(error_text(response).await)),
         }
         response
             .json()
@@ -419,6 +424,16 @@ impl HubClient {
             .fetch_json(|http| http.put(url.clone()).json(&body))
             .await?;
         Ok(stored.tags)
+    }
+
+    /// The tenant's disposition list.
+    pub(crate) async fn dispositions(&self) -> Result<Vec<String>, HubError> {
+        #[derive(serde::Deserialize)]
+        struct Codes {
+            codes: Vec<String>,
+        }
+        let list: Codes = self.get_json(self.url(&["api", "dispositions"])).await?;
+        Ok(list.codes)
     }
 
     /// The tenant's missed-calls worklist.
@@ -559,6 +574,14 @@ impl Pbx for HubPbx {
                 c.url(&["api", "calls", call.as_str(), "monitor"]),
                 json!({"operator": operator.as_str(), "supervisor": supervisor.as_str(), "mode": mode.as_str()}),
             ),
+            Control::Dtmf {
+                call,
+                operator,
+                digits,
+            } => (
+                c.url(&["api", "calls", call.as_str(), "dtmf"]),
+                json!({"operator": operator.as_str(), "digits": digits.as_str()}),
+            ),
             Control::QueuePause {
                 operator,
                 queue,
@@ -574,12 +597,13 @@ impl Pbx for HubPbx {
             .await
             .map_err(|e| match e {
                 // Refused at login or before the request left: nothing happened.
-                HubError::LoginRefused | HubError::Status(_) | HubError::Garbled(_) => {
-                    ControlError::Refused {
-                        action: name,
-                        message: e.to_string(),
-                    }
-                }
+                HubError::LoginRefused
+                | HubError::Status(_)
+                | HubError::Invalid(_)
+                | HubError::Garbled(_) => ControlError::Refused {
+                    action: name,
+                    message: e.to_string(),
+                },
                 // The request may have reached the hub before the connection broke.
                 _ => ControlError::Disconnected {
                     maybe_executed: !control.is_idempotent(),
@@ -607,6 +631,7 @@ impl Pbx for HubPbx {
                 Control::Hangup { call, .. }
                 | Control::Transfer { call, .. }
                 | Control::Hold { call, .. }
+                | Control::Dtmf { call, .. }
                 | Control::Record { call, .. }
                 | Control::Monitor { call, .. },
             ) => ControlError::NoSuchCall(call.clone()),
@@ -623,6 +648,8 @@ impl Pbx for HubPbx {
 pub(crate) struct FeedOutputs {
     pub(crate) book: mpsc::Sender<BookInput>,
     pub(crate) status: StatusReporter,
+    /// For what goes to the shell directly (worklist changes).
+    pub(crate) events: broadcast::Sender<EngineEvent>,
 }
 
 /// Keeps the `/ws` feed up until shutdown: connects, reads the snapshot and the messages that
@@ -818,6 +845,10 @@ impl Feed {
                 | HubMessage::CallEnded { call } => self.call_news(&call).await?,
                 HubMessage::Presence { presence } => {
                     self.send_book(BookInput::Presence(presence)).await?;
+                }
+                HubMessage::CallbacksChanged { .. } => {
+                    // Nobody listening (no UI yet) is fine.
+                    let _ = self.out.events.send(EngineEvent::CallbacksChanged);
                 }
                 HubMessage::PbxStatus { state, detail } => {
                     if state == ConnectionState::Connected {

@@ -316,3 +316,34 @@ async fn hold_parks_both_legs_in_the_helper_and_resume_bridges_them_again() {
     .await;
     teardown(s).await;
 }
+
+#[tokio::test]
+async fn touch_tones_go_out_on_the_customer_channel_one_by_one() {
+    let s = setup("dtmf", lab()).await;
+    assert!(s.engine.capabilities().dtmf);
+    let id = talking_inbound(&s, "+74951230008", "101").await;
+    let tones = |digits: &str| Control::Dtmf {
+        call: id.clone(),
+        operator: ext("101"),
+        digits: calldesk_calls::DtmfDigits::new(digits).unwrap(),
+    };
+    s.engine.execute(tones("12")).await.unwrap();
+    s.engine.execute(tones("*#")).await.unwrap();
+    let truth = s.sim.live_calls().await.unwrap();
+    assert_eq!(truth.len(), 1, "{truth:?}");
+    // Only the trunk (the customer's side) sent tones, in the order pressed.
+    assert_eq!(truth[0].dtmf.len(), 1, "{truth:?}");
+    let (channel, sent) = truth[0].dtmf[0].split_once(':').unwrap();
+    assert!(channel.starts_with("SIP/trunk-"), "{channel}");
+    assert_eq!(sent, "12*#");
+    assert_eq!(truth[0].state, "talking");
+    // Someone not in the call cannot send tones into it.
+    let stranger = Control::Dtmf {
+        call: id.clone(),
+        operator: ext("102"),
+        digits: calldesk_calls::DtmfDigits::new("5").unwrap(),
+    };
+    let err = s.engine.execute(stranger).await.unwrap_err();
+    assert_eq!(err.code(), "not_in_call", "{err}");
+    teardown(s).await;
+}

@@ -79,7 +79,9 @@ async fn demo_calls_pop_end_and_land_in_history() {
                         ended.push(*call);
                     }
                 }
-                EngineEvent::Presence(_) | EngineEvent::IdentityChanged(_) => {}
+                EngineEvent::Presence(_)
+                | EngineEvent::IdentityChanged(_)
+                | EngineEvent::CallbacksChanged => {}
             }
         }
     })

@@ -420,9 +420,25 @@ async fn the_hub_profile_pops_the_card_controls_reach_the_pbx_and_a_hub_restart_
     let note = ivan.add_note(&id, "  wants a quote  ").await.unwrap();
     assert_eq!(note.text, "wants a quote");
     assert_eq!(note.author.as_deref(), Some("ivan"));
+    assert_eq!(
+        ivan.disposition_codes().await.unwrap(),
+        calldesk_wire::DEFAULT_DISPOSITIONS
+    );
     ivan.set_disposition(&id, "callback").await.unwrap();
     let err = ivan.set_disposition(&id, "no such code").await.unwrap_err();
     assert_eq!(err.code(), "invalid", "{err}");
+    // The list is the tenant's, on the hub: a change reaches the desk without a restart.
+    let acme = calldesk_calls::TenantId::new("acme").unwrap();
+    s.store
+        .set_dispositions(&acme, &["callback".into(), "quote".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        ivan.disposition_codes().await.unwrap(),
+        ["callback", "quote"]
+    );
+    let err = ivan.set_disposition(&id, "sale").await.unwrap_err();
+    assert!(err.to_string().contains("(callback, quote)"), "{err}");
     let after = sam.after_call(&id).await.unwrap();
     assert_eq!(after.notes, vec![note]);
     assert_eq!(after.disposition.as_deref(), Some("callback"));
@@ -449,12 +465,25 @@ async fn the_hub_profile_pops_the_card_controls_reach_the_pbx_and_a_hub_restart_
     s.store.upsert_calls(&[missed]).await.unwrap();
     let list = sam.callbacks().await.unwrap();
     assert!(list.iter().any(|c| c.number == "+74957770001"), "{list:?}");
+    let mut sam_events = sam.subscribe();
     let item = ivan
         .claim_callback("+74957770001", true)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(item.claimed_by.as_deref(), Some("ivan"));
+    // Sam's desk hears of the claim at once over the hub's WebSocket (no poll).
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match sam_events.recv().await {
+                Ok(calldesk_engine::EngineEvent::CallbacksChanged) => break,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("sam's events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("sam's desk was not told of ivan's claim");
     assert!(item.claimed_at.is_some());
     let list = sam.callbacks().await.unwrap();
     assert!(

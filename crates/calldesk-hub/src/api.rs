@@ -106,6 +106,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/calls/{id}/notes", post(add_note))
         .route("/api/calls/{id}/disposition", put(set_disposition))
         .route("/api/calls/{id}/tags", put(set_tags))
+        .route("/api/dispositions", get(dispositions).put(set_dispositions))
         .route("/api/callbacks", get(callbacks))
         .route("/api/callbacks/claim", post(claim_callback))
         .route("/api/callbacks/release", post(release_callback))
@@ -115,6 +116,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/calls/{id}/hold", post(hold))
         .route("/api/calls/{id}/record", post(record))
         .route("/api/calls/{id}/monitor", post(monitor))
+        .route("/api/calls/{id}/dtmf", post(dtmf))
         .route("/api/queue/pause", post(queue_pause))
         .route("/api/history", get(history))
         .route("/api/operators", get(operators))
@@ -292,7 +294,7 @@ async fn login(
 async fn me(State(hub): State<Hub>, p: Principal) -> Json<serde_json::Value> {
     let caps = hub.runtime(&p.tenant).map(|rt| {
         let c = rt.pbx.capabilities();
-        json!({"originate": c.originate, "hangup": c.hangup, "blind_transfer": c.blind_transfer, "attended_transfer": c.attended_transfer, "hold": c.hold, "record": c.record, "monitor": c.monitor, "queue_pause": c.queue_pause})
+        json!({"originate": c.originate, "hangup": c.hangup, "blind_transfer": c.blind_transfer, "attended_transfer": c.attended_transfer, "hold": c.hold, "record": c.record, "monitor": c.monitor, "dtmf": c.dtmf, "queue_pause": c.queue_pause})
     });
     Json(
         json!({"id": p.operator_id, "tenant": p.tenant.as_str(), "login": p.login, "role": p.role.as_str(), "extension": p.extension.as_str(), "capabilities": caps}),
@@ -499,6 +501,32 @@ async fn set_disposition(
     ))
 }
 
+/// The tenant's disposition list, in the order the after-call panel shows it.
+async fn dispositions(
+    State(hub): State<Hub>,
+    p: Principal,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let codes = hub.store().dispositions(&p.tenant).await?;
+    Ok(Json(json!({ "codes": codes })))
+}
+
+#[derive(Debug, Deserialize)]
+struct DispositionsBody {
+    codes: Vec<String>,
+}
+
+/// Replaces the tenant's disposition list (supervisors); desks read it when a profile starts.
+async fn set_dispositions(
+    State(hub): State<Hub>,
+    p: Principal,
+    Json(b): Json<DispositionsBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    p.require_supervisor()?;
+    let codes = hub.store().set_dispositions(&p.tenant, &b.codes).await?;
+    tracing::info!(tenant = %p.tenant, by = %p.login, codes = %codes.join(","), "disposition list replaced");
+    Ok(Json(json!({ "codes": codes })))
+}
+
 #[derive(Debug, Deserialize)]
 struct TagsBody {
     tags: Vec<String>,
@@ -573,7 +601,23 @@ async fn set_claim(
     let item = store
         .claim_callback(&p.tenant, number, actor(p), claim, crate::now_ms())
         .await?;
+    callbacks_changed(hub, p, &item.number);
     Ok(Json(item))
+}
+
+/// Tells every desk of the tenant (here and on the other replicas) that a worklist item
+/// changed, so colleagues see a claim or a closing at once instead of at their next poll.
+fn callbacks_changed(hub: &Hub, p: &Principal, number: &str) {
+    let message = calldesk_wire::HubMessage::CallbacksChanged {
+        number: number.to_owned(),
+    };
+    let rooms = vec![
+        crate::fanout::Room::Supervisors,
+        crate::fanout::Room::Operators,
+    ];
+    if let Some(out) = hub.fanout().tenant(&p.tenant).publish(&message, rooms) {
+        crate::replicas::share(hub, &p.tenant, &out);
+    }
 }
 
 async fn close_callback(
@@ -591,6 +635,7 @@ async fn close_callback(
     hub.store()
         .close_callback(&p.tenant, &b.number, outcome, actor(&p), crate::now_ms())
         .await?;
+    callbacks_changed(&hub, &p, &b.number);
     Ok(Json(
         json!({ "closed": b.number, "outcome": outcome.as_str() }),
     ))
@@ -938,6 +983,7 @@ struct ActBody {
     action: Option<String>,
     mode: Option<String>,
     supervisor: Option<String>,
+    digits: Option<String>,
 }
 
 fn need(v: Option<String>, what: &str) -> Result<String, ApiError> {
@@ -984,6 +1030,21 @@ async fn hold(
         call: id,
         operator: acting(&p, b.operator)?,
         on: b.on.unwrap_or(true),
+    };
+    Ok(reply_response(execute(&hub, &p.tenant, spec).await?))
+}
+
+/// Touch tones to the other party of the operator's call (`{"digits": "1#"}`).
+async fn dtmf(
+    State(hub): State<Hub>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<ActBody>,
+) -> Result<Response, ApiError> {
+    let spec = ControlSpec::Dtmf {
+        call: id,
+        operator: acting(&p, b.operator)?,
+        digits: need(b.digits, "digits")?,
     };
     Ok(reply_response(execute(&hub, &p.tenant, spec).await?))
 }

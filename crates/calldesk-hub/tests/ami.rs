@@ -503,6 +503,31 @@ async fn call_controls_reach_the_simulator_as_ami_actions(pool: PgPool) {
     }
     assert_eq!(s.sim.live_calls().await.unwrap()[0].state, "talking");
 
+    // Touch tones: out on the customer's channel, in order; bad tones are refused before AMI.
+    let (status, body) = s
+        .post_json(
+            &format!("/api/calls/{id}/dtmf"),
+            &ivan_token,
+            json!({"digits": "4#"}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let live = s.sim.live_calls().await.unwrap();
+    assert_eq!(live[0].dtmf.len(), 1, "{live:?}");
+    assert!(
+        live[0].dtmf[0].starts_with("SIP/trunk-") && live[0].dtmf[0].ends_with(":4#"),
+        "{live:?}"
+    );
+    let (status, body) = s
+        .post_json(
+            &format!("/api/calls/{id}/dtmf"),
+            &ivan_token,
+            json!({"digits": "4\r\nAction: Hangup"}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(s.sim.live_calls().await.unwrap()[0].dtmf, live[0].dtmf);
+
     // A plain operator may not monitor.
     let (status, body) = s
         .post_json(

@@ -770,3 +770,66 @@ async fn tags_and_the_missed_calls_worklist_over_rest(pool: PgPool) {
     let (_, list) = s.get("/api/callbacks", Some(&anna)).await;
     assert_eq!(list["items"], json!([]));
 }
+
+#[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
+async fn the_disposition_list_is_the_tenants_and_only_supervisors_change_it(pool: PgPool) {
+    let store = CentralStore::from_pool(pool);
+    tenant(&store, "acme", "100", demo()).await;
+    tenant(&store, "globex", "200", demo()).await;
+    let anna = operator(&store, "acme", "anna", Role::Operator, "101").await;
+    let sue = operator(&store, "acme", "sue", Role::Supervisor, "103").await;
+    let gus = operator(&store, "globex", "gus", Role::Supervisor, "101").await;
+    store
+        .upsert_calls(&[ended_call(
+            "acme",
+            "c1",
+            "+74951110001",
+            "101",
+            1_700_000_000_000,
+            true,
+        )])
+        .await
+        .unwrap();
+    let s = start(store, SecretEnv::default()).await;
+    let [anna, sue, gus] = [&anna, &sue, &gus].map(|o| s.hub.keys().issue(o).unwrap());
+
+    let (status, body) = s.get("/api/dispositions", Some(&anna)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["codes"], json!(calldesk_wire::DEFAULT_DISPOSITIONS));
+    let (status, body) = s
+        .put("/api/dispositions", &anna, json!({"codes": ["mine"]}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = s
+        .put(
+            "/api/dispositions",
+            &sue,
+            json!({"codes": ["sold", "Lost!"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = s
+        .put(
+            "/api/dispositions",
+            &sue,
+            json!({"codes": ["sold", "lost"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["codes"], json!(["sold", "lost"]));
+    // Operators now choose from it; the old codes are refused with the list in the message.
+    let (_, body) = s.get("/api/dispositions", Some(&anna)).await;
+    assert_eq!(body["codes"], json!(["sold", "lost"]));
+    let (status, body) = s
+        .put("/api/calls/c1/disposition", &anna, json!({"code": "sale"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("(sold, lost)"), "{body}");
+    let (status, body) = s
+        .put("/api/calls/c1/disposition", &anna, json!({"code": "sold"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Another tenant's list is its own.
+    let (_, body) = s.get("/api/dispositions", Some(&gus)).await;
+    assert_eq!(body["codes"], json!(calldesk_wire::DEFAULT_DISPOSITIONS));
+}

@@ -15,10 +15,11 @@ use calldesk_mango_proto::webhook::LegState;
 
 use crate::{MangoClient, MangoError};
 
-/// What Mango can do through its API: no unhold, no recording stop, no spying, no queue
-/// pause.
+/// What Mango can do through its API: no unhold, no recording stop, no spying, no touch tones,
+/// no queue pause.
 pub const CAPABILITIES: Capabilities = Capabilities {
     monitor: false,
+    dtmf: false,
     queue_pause: false,
     ..Capabilities::all()
 };
@@ -180,6 +181,9 @@ impl<D: LegDirectory> MangoPbx<D> {
             )),
             Control::Monitor { .. } => Err(ControlError::NotSupported(
                 "listen in, whisper or barge (Mango has no API command for it)",
+            )),
+            Control::Dtmf { .. } => Err(ControlError::NotSupported(
+                "send touch tones into a call (Mango has no API command for it; use the phone's keypad)",
             )),
             Control::QueuePause { .. } => Err(ControlError::NotSupported(
                 "pause an operator in a queue (Mango has no API command for it)",

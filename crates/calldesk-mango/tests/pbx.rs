@@ -229,7 +229,7 @@ async fn what_mango_cannot_do_is_refused_without_a_request() -> anyhow::Result<(
     let caps = pbx.capabilities();
     assert!(caps.originate && caps.hangup && caps.blind_transfer && caps.attended_transfer);
     assert!(caps.hold && caps.record);
-    assert!(!caps.monitor && !caps.queue_pause);
+    assert!(!caps.monitor && !caps.queue_pause && !caps.dtmf);
 
     let unhold = pbx
         .execute(Control::Hold {
@@ -266,6 +266,11 @@ async fn what_mango_cannot_do_is_refused_without_a_request() -> anyhow::Result<(
         Control::Record {
             call: call()?,
             action: RecordAction::Mute,
+        },
+        Control::Dtmf {
+            call: call()?,
+            operator: ext("101")?,
+            digits: calldesk_calls::DtmfDigits::new("1")?,
         },
     ];
     for control in others {

@@ -37,6 +37,7 @@
 //! | `Atxfer` + transferer hangs up (`Hangup` action or [`ami::AmiSimHandle::phone_hangup`]) | DTMF, Hold/MoH, Local pair, merge, `AttendedTransfer`, Local optimization | `e_attended_transfer` |
 //! | `Park`, `ParkedCalls` | holding bridge, MoH, `Park successful\n` (bare LF) | `f2_park_retrieve` |
 //! | `MixMonitor`, `MixMonitorMute`, `StopMixMonitor` | bare `Success`; `VarSet MIXMONITOR_FILENAME`, Start/Mute/Stop | `i_mixmonitor_ami` |
+//! | `PlayDTMF` | `Message: DTMF successfully queued`, no event (app_senddtmf's texts); tones kept in [`pbx::SimCall::dtmf`] | app_senddtmf.c (no capture) |
 //! | [`ami::AmiSimHandle::hold`] | `Hold`/`Unhold` + `MusicOnHoldStart`/`Stop` | `f_hold_moh` |
 //! | `QueuePause`, `QueueAdd`, `QueueRemove`, `QueueStatus`, `QueueSummary` | member events, real error texts | `k3_queue_member_mgmt` |
 //! | `CoreShowChannels`, `Status`, `BridgeList`, `CoreStatus`, `Getvar`, `Hangup` | lists with `EventList`, ActionID in items | `j3`, `j2` |

@@ -4,8 +4,8 @@
 //! [`ControlReply`], its outcome.
 
 use calldesk_calls::{
-    CallId, Control, ControlError, ControlOutcome, Destination, Extension, MonitorMode, NumberPlan,
-    RecordAction, TransferKind,
+    CallId, Control, ControlError, ControlOutcome, Destination, DtmfDigits, Extension, MonitorMode,
+    NumberPlan, RecordAction, TransferKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,11 @@ pub enum ControlSpec {
         operator: String,
         supervisor: String,
         mode: String,
+    },
+    Dtmf {
+        call: String,
+        operator: String,
+        digits: String,
     },
     QueuePause {
         operator: String,
@@ -169,6 +174,15 @@ impl ControlSpec {
                     }
                 },
             },
+            Self::Dtmf {
+                call,
+                operator,
+                digits,
+            } => Control::Dtmf {
+                call: call_id(call)?,
+                operator: extension(operator, "operator")?,
+                digits: DtmfDigits::new(digits)?,
+            },
             Self::QueuePause {
                 operator,
                 queue,
@@ -260,6 +274,23 @@ mod tests {
             reason: Some("lunch\nAction: Hangup".into()),
         };
         assert!(matches!(pause.to_control(), Err(ControlError::Invalid(_))));
+        let tones = |digits: &str| ControlSpec::Dtmf {
+            call: "1.1".into(),
+            operator: "101".into(),
+            digits: digits.into(),
+        };
+        let Ok(Control::Dtmf { digits, .. }) = tones("1*#a").to_control() else {
+            panic!("tones");
+        };
+        assert_eq!(digits.as_str(), "1*#A");
+        let json = serde_json::to_value(tones("5")).unwrap();
+        assert_eq!(json["control"], "dtmf");
+        for bad in ["", "1\r\nAction: Hangup", "12 34"] {
+            assert!(matches!(
+                tones(bad).to_control(),
+                Err(ControlError::Invalid(_))
+            ));
+        }
         let reply = ControlReply::from_result(Err(ControlError::NotSupported("hold")));
         assert_eq!(
             (reply.ok, reply.code.as_deref()),

@@ -271,6 +271,11 @@ pub enum HubMessage {
         state: ConnectionState,
         detail: Option<String>,
     },
+    /// Someone claimed, gave back or closed the worklist item of `number`: read
+    /// `/api/callbacks` again. Desks older than this message skip it (and poll).
+    CallbacksChanged {
+        number: String,
+    },
 }
 
 #[cfg(test)]

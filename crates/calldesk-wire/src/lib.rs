@@ -16,11 +16,16 @@ use calldesk_calls::{Call, CallStatus, Direction, Party};
 use serde::{Deserialize, Serialize};
 
 mod control;
+mod dispositions;
 mod hub;
 mod record;
 mod worklist;
 
 pub use control::{ControlReply, ControlSpec, extension};
+pub use dispositions::{
+    DEFAULT_DISPOSITIONS, MAX_DISPOSITIONS, default_dispositions, disposition_code,
+    disposition_list,
+};
 pub use hub::{
     CallerCard, CardRef, DispositionView, HUB_PROTOCOL, HubCall, HubMessage, NoteView,
     PresenceView, SnapshotReason,
@@ -236,6 +241,9 @@ pub struct CapabilitiesView {
     pub hold: bool,
     pub record: bool,
     pub monitor: bool,
+    /// Absent from hubs older than touch tones: off.
+    #[serde(default)]
+    pub dtmf: bool,
     #[serde(alias = "queue_pause")]
     pub queue_pause: bool,
 }
@@ -250,6 +258,7 @@ impl From<calldesk_calls::Capabilities> for CapabilitiesView {
             hold: c.hold,
             record: c.record,
             monitor: c.monitor,
+            dtmf: c.dtmf,
             queue_pause: c.queue_pause,
         }
     }
@@ -265,6 +274,7 @@ impl From<CapabilitiesView> for calldesk_calls::Capabilities {
             hold: c.hold,
             record: c.record,
             monitor: c.monitor,
+            dtmf: c.dtmf,
             queue_pause: c.queue_pause,
         }
     }

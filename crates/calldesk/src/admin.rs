@@ -71,6 +71,20 @@ enum TenantCommand {
     List,
     /// Give a tenant a new clientId (printed once); the old one stops working at once.
     RotateClientId(TenantArg),
+    /// Show the tenant's disposition list (what operators choose from after a call), or
+    /// replace it with `--set sale,callback,…` (a-z, 0-9, `_`, `-`; 1 to 30 codes, in the
+    /// order shown). Desks on a Hub profile read it when the after-call panel opens.
+    Dispositions(DispositionsArgs),
+}
+
+#[derive(clap::Args)]
+struct DispositionsArgs {
+    /// Tenant id (see `calldesk admin tenant list`).
+    #[arg(long)]
+    tenant: String,
+    /// The new list, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    set: Option<Vec<String>>,
 }
 
 #[derive(clap::Subcommand)]
@@ -281,6 +295,20 @@ async fn run_async(args: &AdminArgs) -> anyhow::Result<()> {
                     &secret,
                     "has a new clientId; the old one no longer works",
                 )
+            }
+            TenantCommand::Dispositions(a) => {
+                let id = tenant_id(&a.tenant)?;
+                let store = connect(args).await?;
+                let codes = match &a.set {
+                    Some(codes) => store
+                        .set_dispositions(&id, codes)
+                        .await
+                        .map_err(store_error)?,
+                    None => store.dispositions(&id).await.map_err(store_error)?,
+                };
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", codes.join(","))?;
+                Ok(())
             }
         },
         AdminCommand::Operator { command } => match command {

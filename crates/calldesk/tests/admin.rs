@@ -265,6 +265,24 @@ fn tenants_are_added_listed_without_secrets_and_their_client_id_works() {
     );
     db.admin(&["tenant", "rotate-client-id", "--tenant", "nobody"], "")
         .fails_with(2, "no tenant nobody");
+
+    // The disposition list: the built-in one, replaced, refused when bad.
+    let list = |extra: &[&str]| {
+        let mut args = vec!["tenant", "dispositions", "--tenant", "acme-ltd"];
+        args.extend_from_slice(extra);
+        db.admin(&args, "")
+    };
+    assert_eq!(
+        list(&[]).ok().stdout.trim(),
+        calldesk_wire::DEFAULT_DISPOSITIONS.join(",")
+    );
+    assert_eq!(
+        list(&["--set", "sold,lost"]).ok().stdout.trim(),
+        "sold,lost"
+    );
+    assert_eq!(list(&[]).ok().stdout.trim(), "sold,lost");
+    list(&["--set", "sold,Sold"]).fails_with(2, "disposition code `Sold`");
+    assert_eq!(list(&[]).ok().stdout.trim(), "sold,lost");
 }
 
 #[test]

@@ -27,6 +27,7 @@ export const ALL_CAPABILITIES: Capabilities = {
   hold: true,
   record: true,
   monitor: true,
+  dtmf: true,
   queuePause: true,
 };
 
@@ -59,6 +60,7 @@ export class MemoryBackend implements Backend {
   private connListeners = new Set<(s: ConnectionStatus) => void>();
   private identityListeners = new Set<(i: Identity) => void>();
   private presenceListeners = new Set<(p: PresenceView) => void>();
+  private callbacksListeners = new Set<() => void>();
   private dialListeners = new Set<(n: string) => void>();
   private hotkeyListeners = new Set<(a: HotkeyAction) => void>();
   /** A number a link asked to dial before the UI listened. */
@@ -319,6 +321,17 @@ export class MemoryBackend implements Backend {
 
   async onIdentityChanged(cb: (i: Identity) => void): Promise<() => void> {
     return subscribe(this.identityListeners, cb);
+  }
+
+  async onCallbacksChanged(cb: () => void): Promise<() => void> {
+    return subscribe(this.callbacksListeners, cb);
+  }
+
+  /** A colleague closes the item of `number` elsewhere (like the hub's `callbacks-changed`). */
+  closedElsewhere(number: string): void {
+    const recorded = [...this.calls.values()].filter((c) => c.from.e164 === number).map((c) => c.endedAt ?? 0);
+    this.callbackState.set(number, { claimedAt: null, closedAt: Math.max(Date.now(), ...recorded) + 1, outcome: 'reached' });
+    for (const cb of [...this.callbacksListeners]) cb();
   }
 
   async onPresenceChanged(cb: (p: PresenceView) => void): Promise<() => void> {

@@ -135,6 +135,10 @@ export class TauriBackend implements Backend {
     return listen<PresenceView>('presence-changed', (ev) => cb(ev.payload));
   }
 
+  onCallbacksChanged(cb: () => void): Promise<() => void> {
+    return listen<null>('callbacks-changed', () => cb());
+  }
+
   onDialRequest(cb: (number: string) => void): Promise<() => void> {
     return listen<string>('dial-request', (ev) => cb(ev.payload));
   }

@@ -83,6 +83,8 @@ export interface Capabilities {
   hold: boolean;
   record: boolean;
   monitor: boolean;
+  /** Touch tones into a live call (AMI `PlayDTMF`); absent from older hubs. */
+  dtmf: boolean;
   queuePause: boolean;
 }
 
@@ -94,6 +96,7 @@ export const NO_CAPABILITIES: Capabilities = {
   hold: false,
   record: false,
   monitor: false,
+  dtmf: false,
   queuePause: false,
 };
 
@@ -188,6 +191,7 @@ export type ControlSpec =
   | { control: 'hold'; call: string; operator: string; on: boolean }
   | { control: 'record'; call: string; action: 'start' | 'stop' | 'mute' | 'unmute' }
   | { control: 'monitor'; call: string; operator: string; supervisor: string; mode: 'listen' | 'whisper' | 'barge' }
+  | { control: 'dtmf'; call: string; operator: string; digits: string }
   | { control: 'queue_pause'; operator: string; queue: string | null; paused: boolean; reason: string | null };
 
 export interface Backend {
@@ -230,6 +234,8 @@ export interface Backend {
   onConnectionChanged(cb: (s: ConnectionStatus) => void): Promise<() => void>;
   onIdentityChanged(cb: (i: Identity) => void): Promise<() => void>;
   onPresenceChanged(cb: (p: PresenceView) => void): Promise<() => void>;
+  /** A colleague claimed, gave back or closed a worklist item (Hub profile). */
+  onCallbacksChanged(cb: () => void): Promise<() => void>;
   /** A `tel:`/`callto:` link asks to dial this number. */
   onDialRequest(cb: (number: string) => void): Promise<() => void>;
   /** A global hotkey was pressed: `hangup`, `hold`, `transfer` or `disposition`. */

@@ -9,7 +9,10 @@
 //! Checked, each at the fake PBX where the app acts on it:
 //! - the wizard creates a Hub profile and the app connects;
 //! - a call to 101 pops with the caller card (number, contact, company);
+//! - keyboard only (Tab to the button, Enter; every stop shows a focus ring): Hold puts the
+//!   call on hold at the PBX, and back; the keypad's tones; Hang up; the disposition;
 //! - Hold puts the call on hold at the PBX, and back;
+//! - the keypad plays touch tones into the answered call (`PlayDTMF` on the customer's channel);
 //! - the hub is stopped and started again while the call goes on: the app reconnects by
 //!   itself and still shows the call;
 //! - a blind transfer to 102 moves the customer to 102's phone;
@@ -33,9 +36,11 @@ use calldesk_sim::ami::{AmiSimConfig, AmiSimHandle, AmiSimulator, ScenarioCall, 
 use super::{Driver, E2eConfig, REGION, finish, poll, screen_shot, wait_connected, write};
 use crate::app;
 use crate::procs::{self, ChildGuard};
-use crate::webdriver::Session;
+use crate::webdriver::{ARROW_DOWN, ENTER, Element, Session, TAB};
 
 const AMI_SECRET: &str = "e2e-ami-secret";
+/// More Tab presses than the page has focusable elements.
+const TAB_LIMIT: usize = 150;
 const PASSWORD: &str = "e2e-password-1";
 /// The seeded contact and the number they call from.
 const CONTACT: &str = "Ostap Bender";
@@ -129,9 +134,11 @@ impl Flow<'_> {
         screen_shot(self.display, &self.out_dir.join("hub-pop-screen.png"))?;
         println!("hub e2e: the pop shows {number}, {CONTACT}, {COMPANY}");
 
-        // Hold and resume, at the PBX.
+        // Hold and resume, at the PBX — from the keyboard only: Tab to the button, Enter.
         self.wait_active(&call)?;
-        self.click_enabled("ctl-hold")?;
+        self.wait_enabled("ctl-hold")?;
+        self.tab_to("ctl-hold")?;
+        s.keys(&ENTER.to_string())?;
         self.sim
             .wait_call(&call, "on hold at the PBX", |c| c.state == "held")?;
         poll("the active call to show it is on hold", || {
@@ -151,10 +158,34 @@ impl Flow<'_> {
             )
         })?;
         self.shot("hub-held.png")?;
-        self.click_enabled("ctl-hold")?;
+        // The focus stayed on the button: Enter again resumes.
+        s.keys(&ENTER.to_string())?;
         self.sim
             .wait_call(&call, "talking again at the PBX", |c| c.state == "talking")?;
         println!("hub e2e: hold and resume reached the PBX");
+
+        // Touch tones from the keypad go out on the customer's channel, in the order pressed.
+        poll("the keypad to play tones into the answered call", || {
+            self.session.find(r#".dialpad[data-mode="tones"]"#)
+        })?;
+        // By keyboard too: each key is a button in the Tab order.
+        for key in ["1", "#"] {
+            self.tab_to(&format!("dialpad-{key}"))?;
+            s.keys(&ENTER.to_string())?;
+        }
+        self.sim
+            .wait_call(&call, "to have sent the tones 1#", |c| {
+                c.dtmf.len() == 1
+                    && c.dtmf[0].starts_with("SIP/trunk-")
+                    && c.dtmf[0].ends_with(":1#")
+            })?;
+        poll("the app to show the tones it sent", || {
+            let Some(el) = self.session.find(r#"[data-testid="tones-sent"]"#)? else {
+                return Ok(None);
+            };
+            Ok(self.session.text(&el)?.contains("1#").then_some(()))
+        })?;
+        println!("hub e2e: keypad tones 1# reached the PBX on the customer's channel");
 
         // The hub goes away and comes back while the call goes on.
         hub(false)?;
@@ -186,9 +217,29 @@ impl Flow<'_> {
         // Hang up a second call.
         let second = self.sim.start_call(SECOND_CALLER, "101")?;
         self.wait_active(&second)?;
-        self.click_enabled("ctl-hangup")?;
+        self.wait_enabled("ctl-hangup")?;
+        self.tab_to("ctl-hangup")?;
+        s.keys(&ENTER.to_string())?;
         self.sim.wait_gone(&second)?;
-        println!("hub e2e: Hang up ended the second call at the PBX");
+        println!("hub e2e: Hang up (Tab, Enter) ended the second call at the PBX");
+
+        // Its disposition, from the keyboard: Tab to the list, Arrow Down picks the first code,
+        // which is stored on the hub at once.
+        poll("the after-call panel of the second call", || {
+            Ok(self
+                .find_attr("after-call", "data-call-id")?
+                .filter(|id| *id == second))
+        })?;
+        self.tab_to("after-disposition")?;
+        s.keys(&ARROW_DOWN.to_string())?;
+        poll(
+            "the hub to store the disposition of the second call",
+            || {
+                let call = self.hub_call(&second)?;
+                Ok(call["disposition"]["code"].as_str().map(str::to_owned))
+            },
+        )?;
+        println!("hub e2e: the disposition chosen by keyboard is stored on the hub");
 
         // The supervisor sees 102's call and listens to it.
         let menu = s
@@ -222,6 +273,64 @@ impl Flow<'_> {
         println!("hub e2e: the supervisor sees 102's call and Listen started ChanSpy from 201");
         self.sim.hangup(&call)?;
         Ok(())
+    }
+
+    /// Waits until the button `testid` is there and enabled; returns it.
+    fn wait_enabled(&self, testid: &str) -> Result<Element> {
+        poll(&format!("[data-testid=\"{testid}\"] to be enabled"), || {
+            let Some(b) = self.session.find(&format!(r#"[data-testid="{testid}"]"#))? else {
+                return Ok(None);
+            };
+            Ok(self
+                .session
+                .attribute(&b, "disabled")?
+                .is_none()
+                .then_some(b))
+        })
+    }
+
+    /// Moves the focus to `testid` with the Tab key alone (after a blur, from where the focus
+    /// last was, as a browser does), and checks that every element the focus passes shows
+    /// where it is: its outline, shadow or border differ from its unfocused look.
+    fn tab_to(&self, testid: &str) -> Result<()> {
+        let s = self.session;
+        s.execute_async(
+            "document.activeElement?.blur(); arguments[arguments.length - 1](null);",
+            &[],
+        )?;
+        let mut path = Vec::new();
+        for _ in 0..TAB_LIMIT {
+            s.keys(&TAB.to_string())?;
+            let focused = s.execute_async(
+                "const done = arguments[arguments.length - 1];\n\
+                 const el = document.activeElement;\n\
+                 if (!el || el === document.body) { done(null); return; }\n\
+                 const look = () => { const cs = getComputedStyle(el); return [cs.outlineStyle === 'none' ? 'none' : cs.outlineStyle + cs.outlineWidth + cs.outlineColor, cs.boxShadow, cs.borderColor].join('|'); };\n\
+                 const focused = look();\n\
+                 el.blur();\n\
+                 const unfocused = look();\n\
+                 el.focus();\n\
+                 done({ id: el.dataset.testid || el.id || el.tagName, ring: focused !== unfocused && document.activeElement === el });",
+                &[],
+            )?;
+            let Some(id) = focused["id"].as_str() else {
+                continue;
+            };
+            if focused["ring"] != serde_json::Value::Bool(true) {
+                bail!(
+                    "keyboard focus on {id} does not show (its outline, shadow and border look the same unfocused); Tab path: {path:?}"
+                );
+            }
+            if id == testid {
+                println!(
+                    "hub e2e: Tab reached {testid} after {} stops, each with a focus ring",
+                    path.len() + 1
+                );
+                return Ok(());
+            }
+            path.push(id.to_owned());
+        }
+        bail!("Tab never reached {testid} in {TAB_LIMIT} presses; path: {path:?}")
     }
 
     /// The call as the hub's REST API gives it to ivan (for failure reports).
@@ -326,16 +435,7 @@ impl Flow<'_> {
 
     /// Waits until the button is there and enabled, then clicks it.
     fn click_enabled(&self, testid: &str) -> Result<()> {
-        let button = poll(&format!("[data-testid=\"{testid}\"] to be enabled"), || {
-            let Some(b) = self.session.find(&format!(r#"[data-testid="{testid}"]"#))? else {
-                return Ok(None);
-            };
-            Ok(self
-                .session
-                .attribute(&b, "disabled")?
-                .is_none()
-                .then_some(b))
-        })?;
+        let button = self.wait_enabled(testid)?;
         self.session.click(&button)
     }
 

@@ -156,6 +156,56 @@ async fn notes_are_idempotent_and_dispositions_replace(pool: PgPool) {
         .unwrap_err();
     assert!(matches!(e, CentralError::NotFound(_)), "{e:?}");
 
+    // The tenant's list: the built-in one until set; a code outside it is refused, and the
+    // call keeps the code it has when the list changes.
+    assert_eq!(
+        store.dispositions(&acme).await.unwrap(),
+        calldesk_wire::DEFAULT_DISPOSITIONS
+    );
+    let list = |codes: &[&str]| codes.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        store
+            .set_dispositions(&acme, &list(&[" sold ", "lost", "callback"]))
+            .await
+            .unwrap(),
+        ["sold", "lost", "callback"]
+    );
+    assert_eq!(
+        store.dispositions(&acme).await.unwrap(),
+        ["sold", "lost", "callback"]
+    );
+    let e = store
+        .set_disposition(&acme, "c1", "sale", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, CentralError::Invalid(m) if m.contains("not in tenant acme's list (sold, lost, callback)")),
+        "{e:?}"
+    );
+    assert_eq!(
+        store
+            .call(&acme, "c1")
+            .await
+            .unwrap()
+            .unwrap()
+            .disposition
+            .map(|d| d.code),
+        Some("sale".to_owned())
+    );
+    for bad in [list(&[]), list(&["a", "a"]), list(&["Bad"])] {
+        let e = store.set_dispositions(&acme, &bad).await.unwrap_err();
+        assert!(matches!(e, CentralError::Invalid(_)), "{bad:?}: {e:?}");
+    }
+    let e = store
+        .set_dispositions(&tid("nobody"), &list(&["x"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CentralError::NotFound(_)), "{e:?}");
+    store
+        .set_dispositions(&acme, &calldesk_wire::default_dispositions())
+        .await
+        .unwrap();
+
     // Reading the call (and listing) brings notes, oldest first, and the disposition.
     let call = store.call(&acme, "c1").await.unwrap().unwrap();
     assert_eq!(call.notes.len(), 3);
@@ -212,7 +262,7 @@ async fn another_tenant_cannot_touch_a_call(pool: PgPool) {
         "{e:?}"
     );
     let e = store
-        .set_disposition(&globex, "secret-call", "spam", None)
+        .set_disposition(&globex, "secret-call", "sale", None)
         .await
         .unwrap_err();
     assert!(matches!(e, CentralError::NotFound(_)), "{e:?}");

@@ -194,6 +194,7 @@ impl Pbx {
             "mixmonitor" => self.act_mixmonitor(req),
             "mixmonitormute" => self.act_mixmonitor_mute(req),
             "stopmixmonitor" => self.act_stop_mixmonitor(req),
+            "playdtmf" => self.act_play_dtmf(req),
             "queuepause" => self.act_queue_pause(req),
             "queueadd" => self.act_queue_add(req),
             "queueremove" => self.act_queue_remove(req),
@@ -692,6 +693,27 @@ impl Pbx {
         }
         let reply = bare_success(req);
         self.mixmonitor_stop(x);
+        reply
+    }
+
+    /// AMI `PlayDTMF` (app_senddtmf): sends the first character of `Digit` out on the channel.
+    /// Asterisk raises no event for it (the digit goes straight to the channel driver); the
+    /// simulator remembers it per channel for [`SimCall::dtmf`](super::SimCall::dtmf).
+    fn act_play_dtmf(&mut self, req: &Request) -> ActionReply {
+        let Some(x) = self.find(req, "Channel") else {
+            return error(req, "Channel not found");
+        };
+        let Some(digit) = req.get_nonempty("Digit").and_then(|d| d.chars().next()) else {
+            return error(req, "No digit specified");
+        };
+        if req
+            .get_nonempty("Duration")
+            .is_some_and(|d| d.parse::<u32>().is_err())
+        {
+            return error(req, "Could not convert Duration parameter");
+        }
+        let reply = ack(req, "DTMF successfully queued");
+        self.set(x, |c| c.dtmf_sent.push(digit));
         reply
     }
 

@@ -124,6 +124,9 @@ pub struct SimCall {
     /// Phones spying on a channel of this call (ChanSpy): `<extension>:<ChanSpy options>`,
     /// e.g. `201:bqESu` (listen), `201:bqwESu` (whisper), `201:BbqESu` (barge).
     pub spies: Vec<String>,
+    /// Touch tones the PBX was asked to send (`PlayDTMF`): `<channel>:<tones>` for each channel
+    /// of the call that sent any, e.g. `SIP/trunk-00000001:12#`.
+    pub dtmf: Vec<String>,
 }
 
 /// Errors of handle-driven operations.
@@ -251,6 +254,8 @@ pub(crate) struct Chan {
     pub atxfer: Option<Atxfer>,
     /// The queue member this channel is (agent leg): (queue, interface).
     pub member_of: Option<(String, String)>,
+    /// Touch tones sent out on this channel (`PlayDTMF`), in order.
+    pub dtmf_sent: String,
 }
 
 #[derive(Debug, Clone)]
@@ -998,6 +1003,11 @@ impl Pbx {
                         format!("{}:{opts}", s.ext)
                     })
                     .collect(),
+                dtmf: chans
+                    .iter()
+                    .filter(|c| !c.dtmf_sent.is_empty())
+                    .map(|c| format!("{}:{}", c.name, c.dtmf_sent))
+                    .collect(),
             });
         }
         out
@@ -1148,6 +1158,7 @@ impl Chan {
             parked: None,
             atxfer: None,
             member_of: None,
+            dtmf_sent: String::new(),
         }
     }
 }
