@@ -78,6 +78,9 @@ pub fn setup(app: &tauri::App, data_dir: &Path) -> tauri::Result<()> {
     let tray = tray.build(app)?;
     app.manage(TrayState { tray, state });
     register_hotkeys(app.handle(), data_dir);
+    if let Some(queue) = start_queue(app.handle()) {
+        app.manage(queue);
+    }
     tauri::async_runtime::spawn(close_idle_pop(app.handle().clone()));
     Ok(())
 }
@@ -177,7 +180,44 @@ fn rings_here(call: &CallView, me: &Identity) -> bool {
 
 /// A call changed: shows the pop window and a notification for a call that starts ringing at
 /// this desk, hides the pop once none rings here.
-pub fn call_changed(app: &AppHandle, call: &CallView, me: &Identity) {
+/// Desk work for call changes, in order, on a thread of its own: showing, placing or creating
+/// the pop window waits on the GTK main thread (creating it takes a WebKit web process), and
+/// the relay that tells the UI about the call must not wait behind that.
+pub struct DeskQueue(std::sync::mpsc::Sender<(CallView, Identity)>);
+
+/// Starts the desk thread; falls back to doing the work inline if no thread can be made.
+pub fn start_queue(app: &AppHandle) -> Option<DeskQueue> {
+    let (tx, rx) = std::sync::mpsc::channel::<(CallView, Identity)>();
+    let handle = app.clone();
+    let started = std::thread::Builder::new()
+        .name("calldesk-desk".into())
+        .spawn(move || {
+            while let Ok((call, me)) = rx.recv() {
+                call_changed(&handle, &call, &me);
+            }
+        });
+    match started {
+        Ok(_) => Some(DeskQueue(tx)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no desk thread; the pop window is handled inline");
+            None
+        }
+    }
+}
+
+/// A call changed: the pop window and notification follow (on the desk thread).
+pub fn queue_call_changed(app: &AppHandle, call: &CallView, me: Identity) {
+    match app.try_state::<DeskQueue>() {
+        Some(queue) => {
+            if queue.0.send((call.clone(), me)).is_err() {
+                tracing::warn!("the desk thread has stopped; the pop window is not updated");
+            }
+        }
+        None => call_changed(app, call, &me),
+    }
+}
+
+fn call_changed(app: &AppHandle, call: &CallView, me: &Identity) {
     let state = app.state::<DeskState>();
     let ringing_now = {
         let mut ringing = lock(&state.ringing);

@@ -428,6 +428,32 @@ async fn log_pop_latency(app: tauri::AppHandle) {
     }
 }
 
+/// SIGTERM (logout, shutdown, `kill`), SIGINT or SIGHUP: exit the normal way, so the engine
+/// finishes its last writes and the window state is saved.
+async fn exit_on_signal(app: tauri::AppHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::warn!("cannot listen for termination signals; a kill loses the window state");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = hup.recv() => "SIGHUP",
+        };
+        tracing::info!(signal = name, "exiting on a signal");
+        app.exit(0);
+    }
+    #[cfg(not(unix))]
+    let _ = app;
+}
+
 fn forward_events(
     app: tauri::AppHandle,
     engine: &EngineHandle,
@@ -444,8 +470,11 @@ fn forward_events(
             };
             let sent = match event {
                 Ok(EngineEvent::CallUpdated(call)) => {
-                    desk::call_changed(&app, &call, &engine.identity());
-                    app.emit("call-updated", call)
+                    // The UI first (the pop in the main window is measured from here), then
+                    // the pop window and notification on the desk thread.
+                    let sent = app.emit("call-updated", &call);
+                    desk::queue_call_changed(&app, &call, engine.identity());
+                    sent
                 }
                 Ok(EngineEvent::ConnectionChanged(status)) => {
                     desk::connection_changed(&app, &status);
@@ -509,6 +538,13 @@ fn main() {
                 .build(),
         )
         .manage(desk::DeskState::default())
+        // Closing the main window quits (a hidden pop window must not keep a windowless app
+        // alive); the exit path lets the engine finish its writes and saves the window state.
+        .on_window_event(|window, event| {
+            if window.label() == "main" && matches!(event, tauri::WindowEvent::CloseRequested { .. }) {
+                window.app_handle().exit(0);
+            }
+        })
         .invoke_handler(tauri::generate_handler![
             calls_snapshot,
             connection_status,
@@ -555,6 +591,7 @@ fn main() {
             let active = shell.profiles.list().map(|l| l.active);
             app.manage(shell);
             tauri::async_runtime::spawn(log_pop_latency(app.handle().clone()));
+            tauri::async_runtime::spawn(exit_on_signal(app.handle().clone()));
             match active {
                 Ok(Some(id)) => {
                     let handle = app.handle().clone();

@@ -77,13 +77,80 @@ fn run_in_xvfb(config: &E2eConfig, app: &Path, out_dir: &Path, driver_log: &Path
         let started = Instant::now();
         let session = driver.session(app)?;
         let result = check_demo(&session, started, out_dir, &display);
-        finish(session, result, out_dir, "failure.png")?;
+        let placed = match result {
+            Ok(()) => place_window(&session, app),
+            Err(e) => Err(e),
+        };
+        let rect = match placed {
+            Ok(rect) => {
+                // The app has exited: the session has nothing left to close.
+                let _ = session.close();
+                rect
+            }
+            Err(e) => return finish(session, Err(e), out_dir, "failure.png"),
+        };
+        let session = driver.session(app)?;
+        let result = check_window_restored(&session, rect, data_dir.path());
+        finish(session, result, out_dir, "failure-window-state.png")?;
     }
     let Some(database) = &config.database else {
         println!("xtask: no database given: the end-to-end test against the hub is skipped");
         return Ok(());
     };
     hub::run(config, app, database, out_dir, &display)
+}
+
+/// Where the window is put before the app is stopped (and must come back).
+const PLACED: (i64, i64, i64, i64) = (37, 29, 1010, 690);
+
+/// Moves and resizes the window, then stops the app the way a logout does (SIGTERM), which
+/// must exit normally and save the window state. Returns the rect the window had.
+fn place_window(session: &Session, app: &Path) -> Result<(i64, i64, i64, i64)> {
+    let (x, y, w, h) = PLACED;
+    session.set_window_rect(x, y, w, h)?;
+    let rect = poll("the window to take its new place and size", || {
+        let rect = session.window_rect()?;
+        Ok((rect.2 == w && rect.3 == h).then_some(rect))
+    })?;
+    let pids = procs::pids_of(app)?;
+    if pids.is_empty() {
+        bail!("no running process of {}", app.display());
+    }
+    for pid in &pids {
+        procs::run(Command::new("kill").args(["-TERM", &pid.to_string()]))?;
+    }
+    procs::wait_for("the app to exit on SIGTERM", DEADLINE, || {
+        Ok(procs::pids_of(app)?.is_empty().then_some(()))
+    })?;
+    println!("window placed at {rect:?}; the app exited on SIGTERM");
+    Ok(rect)
+}
+
+/// The app started again shows its window where it was left, with the same size.
+fn check_window_restored(session: &Session, rect: (i64, i64, i64, i64), data: &Path) -> Result<()> {
+    let file = data
+        .join("config")
+        .join("org.calldesk.desktop")
+        .join(".window-state.json");
+    let saved = fs::read_to_string(&file)
+        .with_context(|| format!("no window state was saved at {}", file.display()))?;
+    let again = poll("the restarted app's window to be up", || {
+        Ok(session
+            .find(r#"[data-testid="connection-status"]"#)?
+            .map(|_| ()))
+    })
+    .and_then(|()| session.window_rect())?;
+    if (again.2, again.3) != (rect.2, rect.3)
+        || (again.0 - rect.0).abs() > 2
+        || (again.1 - rect.1).abs() > 2
+    {
+        bail!("the window came back at {again:?}, not at {rect:?}; saved state: {saved}");
+    }
+    println!(
+        "the restarted app's window is back at {again:?} (saved in {})",
+        file.display()
+    );
+    Ok(())
 }
 
 /// Takes a screenshot named `failure` if `result` failed, then closes the session.

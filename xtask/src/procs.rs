@@ -308,3 +308,24 @@ pub fn tail(path: &Path, n: usize) -> String {
         Err(err) => format!("(cannot read {}: {err})", path.display()),
     }
 }
+
+/// The ids of the running processes whose executable is `exe` (from `/proc`).
+pub fn pids_of(exe: &Path) -> Result<Vec<u32>> {
+    let want = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Processes come and go, and some are not ours to read: skip those.
+        if std::fs::read_link(entry.path().join("exe")).is_ok_and(|p| p == want) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}

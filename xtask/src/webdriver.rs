@@ -165,6 +165,26 @@ impl Session {
         self.post("/execute/async", &json!({ "script": script, "args": args }))
     }
 
+    /// The window's position and size: `(x, y, width, height)` (W3C "Get Window Rect").
+    pub fn window_rect(&self) -> Result<(i64, i64, i64, i64)> {
+        let r = self.get("/window/rect")?;
+        let n = |k: &str| {
+            r[k].as_f64()
+                .map(|v| v.round() as i64)
+                .ok_or_else(|| anyhow!("window rect: no {k} in {r}"))
+        };
+        Ok((n("x")?, n("y")?, n("width")?, n("height")?))
+    }
+
+    /// Moves and resizes the window (W3C "Set Window Rect").
+    pub fn set_window_rect(&self, x: i64, y: i64, width: i64, height: i64) -> Result<()> {
+        self.post(
+            "/window/rect",
+            &json!({"x": x, "y": y, "width": width, "height": height}),
+        )
+        .map(drop)
+    }
+
     /// A PNG screenshot of the current window.
     pub fn screenshot(&self) -> Result<Vec<u8>> {
         let value = self.get("/screenshot")?;
