@@ -39,8 +39,6 @@ fn default_hotkeys() -> BTreeMap<String, String> {
 pub struct DeskState {
     /// Calls ringing at this desk now (the pop window shows while there is one).
     ringing: Mutex<HashSet<String>>,
-    /// When the last call stopped ringing here (the hidden pop window is closed a minute later).
-    quiet_since: Mutex<Option<std::time::Instant>>,
     /// Calls a notification was shown for (once per call).
     notified: Mutex<HashSet<String>>,
     /// A number from a `tel:` link that arrived before the UI could take it.
@@ -53,9 +51,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Makes the main window lean and creates the tray icon; registers the hotkeys. The pop window
-/// is made when a call first rings, hidden when none does and closed after a quiet minute:
-/// each window is a WebKit web process (~80–120 MB), which an idle desk should not keep.
+/// Makes the main window lean, creates the tray icon and registers the hotkeys. The hidden pop
+/// window is prepared once the main window's UI is ready ([`prepare_pop`]).
 pub fn setup(app: &tauri::App, data_dir: &Path) -> tauri::Result<()> {
     if let Some(main) = app.get_webview_window("main") {
         lean_webview(&main);
@@ -81,7 +78,6 @@ pub fn setup(app: &tauri::App, data_dir: &Path) -> tauri::Result<()> {
     if let Some(queue) = start_queue(app.handle()) {
         app.manage(queue);
     }
-    tauri::async_runtime::spawn(close_idle_pop(app.handle().clone()));
     Ok(())
 }
 
@@ -228,7 +224,6 @@ fn call_changed(app: &AppHandle, call: &CallView, me: &Identity) {
         }
         !ringing.is_empty()
     };
-    *lock(&state.quiet_since) = (!ringing_now).then(std::time::Instant::now);
     let pop = match app.get_webview_window(POP_WINDOW) {
         Some(pop) => Some(pop),
         None if ringing_now => open_pop(app)
@@ -268,37 +263,71 @@ fn call_changed(app: &AppHandle, call: &CallView, me: &Identity) {
     }
 }
 
-/// How long the hidden pop window is kept after the last ring (a busy desk reuses it; an idle
-/// one gives its web process back).
-const POP_KEEP: std::time::Duration = std::time::Duration::from_secs(60);
+/// The pop window's size (logical pixels; no decorations, so also its outer size).
+const POP_SIZE: (f64, f64) = (380.0, 150.0);
 
-/// Closes the hidden pop window once nothing has rung here for [`POP_KEEP`]; runs until exit.
-pub async fn close_idle_pop(app: AppHandle) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
-    loop {
-        tick.tick().await;
-        let quiet =
-            lock(&app.state::<DeskState>().quiet_since).is_some_and(|t| t.elapsed() >= POP_KEEP);
-        if let (true, Some(pop)) = (quiet, app.get_webview_window(POP_WINDOW))
-            && !pop.is_visible().unwrap_or(true)
-        {
-            tracing::debug!("closing the idle pop window");
-            let _ = pop.destroy();
-        }
-    }
-}
-
-fn open_pop(app: &AppHandle) -> tauri::Result<tauri::WebviewWindow> {
-    let pop = WebviewWindowBuilder::new(app, POP_WINDOW, WebviewUrl::App("index.html#pop".into()))
+fn pop_builder(app: &AppHandle) -> WebviewWindowBuilder<'_, tauri::Wry, AppHandle> {
+    WebviewWindowBuilder::new(app, POP_WINDOW, WebviewUrl::App("index.html#pop".into()))
         .title("calldesk — incoming call")
-        .inner_size(380.0, 150.0)
+        .inner_size(POP_SIZE.0, POP_SIZE.1)
         .resizable(false)
         .decorations(false)
         .always_on_top(true)
         .skip_taskbar(true)
         .focused(false)
         .visible(false)
-        .build()?;
+}
+
+/// Makes the hidden pop window in the main window's web process (a WebKit related view), so
+/// it costs one page in a process that runs anyway rather than a process of its own
+/// (~80–120 MB), and starts fast. Runs on the main thread (inside `with_webview`); does nothing
+/// if the window exists.
+fn make_pop(handle: &AppHandle, webview: tauri::webview::PlatformWebview) {
+    if handle.get_webview_window(POP_WINDOW).is_some() {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    let builder = pop_builder(handle).with_related_view(webview.inner());
+    #[cfg(not(target_os = "linux"))]
+    let builder = {
+        let _ = webview;
+        pop_builder(handle)
+    };
+    match builder.build() {
+        Ok(_) => tracing::debug!("pop window ready (hidden)"),
+        Err(e) => tracing::warn!(error = %e, "cannot make the pop window"),
+    }
+}
+
+/// Prepares the hidden pop window once the UI is up, so the first call pops as fast as the
+/// hundredth (making it when a call rang took up to 1–2 s on our VM). Does not wait.
+pub fn prepare_pop(app: &AppHandle) {
+    let Some(main) = app.get_webview_window("main") else {
+        return;
+    };
+    let handle = app.clone();
+    if let Err(e) = main.with_webview(move |webview| make_pop(&handle, webview)) {
+        tracing::warn!(error = %e, "cannot prepare the pop window; it is made when a call rings");
+    }
+}
+
+/// The pop window, made now if it was not prepared yet (from the desk thread: waits for the
+/// main thread to make it, at most 5 s).
+fn open_pop(app: &AppHandle) -> tauri::Result<tauri::WebviewWindow> {
+    if let Some(main) = app.get_webview_window("main") {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let handle = app.clone();
+        main.with_webview(move |webview| {
+            make_pop(&handle, webview);
+            let _ = done_tx.send(());
+        })?;
+        let _ = done_rx.recv_timeout(std::time::Duration::from_secs(5));
+        if let Some(pop) = app.get_webview_window(POP_WINDOW) {
+            return Ok(pop);
+        }
+    }
+    // No main window to share a process with: one of its own.
+    let pop = pop_builder(app).build()?;
     lean_webview(&pop);
     Ok(pop)
 }
@@ -331,14 +360,18 @@ fn place_bottom_right(pop: &tauri::WebviewWindow) {
         .ok()
         .flatten()
         .or_else(|| pop.primary_monitor().ok().flatten());
-    let (Some(monitor), Ok(size)) = (monitor, pop.outer_size()) else {
+    let Some(monitor) = monitor else {
         return;
     };
+    // The known size, not `outer_size()`: a window never shown yet reports 1×1 on X11, which
+    // put the first pop almost entirely off screen (seen in the end-to-end screenshots).
+    let scale = monitor.scale_factor();
+    let (width, height) = ((POP_SIZE.0 * scale) as i32, (POP_SIZE.1 * scale) as i32);
     let area = monitor.size();
     let origin = monitor.position();
-    let margin = (16.0 * monitor.scale_factor()) as i32;
-    let x = origin.x + area.width as i32 - size.width as i32 - margin;
-    let y = origin.y + area.height as i32 - size.height as i32 - 3 * margin;
+    let margin = (16.0 * scale) as i32;
+    let x = origin.x + area.width as i32 - width - margin;
+    let y = origin.y + area.height as i32 - height - 3 * margin;
     let _ = pop.set_position(tauri::PhysicalPosition::new(x.max(0), y.max(0)));
 }
 

@@ -313,6 +313,30 @@ describe('App', () => {
     expect(hold.getAttribute('aria-disabled')).toBe('false');
   });
 
+  it('a call on hold says so in the calls list', async () => {
+    const held = { ...answered(makeCall({ id: 'h1', startedAt: NOW - 20_000 }), NOW - 10_000), onHold: true };
+    setup(new MemoryBackend([held]));
+    await settle();
+    expect(within(rowOf('h1')).getByTestId('call-status').textContent).toBe('On hold');
+  });
+
+  it('times pops of calls that ring after the UI listens, not of calls already ringing at start', async () => {
+    const early = { ...makeCall({ id: 'early', startedAt: NOW - 5_000 }), eventAt: NOW - 5_000 };
+    const backend = new MemoryBackend([early]);
+    setup(backend);
+    await settle();
+    expect(screen.getByTestId('call-pop').dataset.callId).toBe('early');
+    backend.emitCall(answered(early, NOW));
+    await settle();
+    backend.emitCall({ ...makeCall({ id: 'live', startedAt: NOW }), eventAt: NOW });
+    await settle();
+    expect(screen.getByTestId('call-pop').dataset.callId).toBe('live');
+    await new Promise((r) => setTimeout(r, 50));
+    await settle();
+    // Only the live pop (the test's clock stands still: 0 ms).
+    expect(backend.popLatencies).toEqual([0]);
+  });
+
   it('a refused control shows the backend message verbatim', async () => {
     const backend = new MemoryBackend();
     backend.failControls = new BackendError('refused', 'the PBX refused originate: Extension does not exist');

@@ -7,7 +7,7 @@
 //!                    test; prints `xtask: N passed, M failed[, K skipped]` last
 //! cargo xtask e2e    only the end-to-end test (builds the UI and the app): the real app under
 //!                    Xvfb, driven over WebDriver
-//! cargo xtask pop-bench [S]   the release app, a demo call every 250 ms: pop latency
+//! cargo xtask pop-bench [S] [MS]   the release app, a demo call every MS ms: pop latency
 //! cargo xtask desk-bench [N]  the release app started N times: cold start, idle memory
 //! cargo xtask demo   builds the UI and the app, and runs the app in demo mode
 //! cargo xtask package  builds the UI and the release app, makes the Debian package with the
@@ -45,8 +45,9 @@ commands:
   test   set up everything and run all checks and tests (what CI runs)
   e2e    build the UI and the app and run only the end-to-end test
          (needs the packages and tauri-driver that `cargo xtask test` sets up)
-  pop-bench [S]  the app under Xvfb with a demo call every 250 ms for S seconds (default 60),
-         then the pop latency (PBX event -> painted pop) percentiles
+  pop-bench [S] [MS]  the app under Xvfb with a demo call every MS ms (default 250: a stress
+         test; 3000 is a busy operator) for S seconds (default 60), then the pop latency
+         (PBX event -> painted pop) percentiles
   desk-bench [N]  the release app under Xvfb started N times (default 5): cold start to
          interactive, then idle memory (RSS and PSS of the app and its WebKit processes)
   demo   build and run the desktop app in demo mode
@@ -59,29 +60,30 @@ fn main() -> ExitCode {
     procs::install_interrupt_handler();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str);
-    // The benchmarks take one number.
-    let number = |what: &str, default: u64, range: std::ops::RangeInclusive<u64>| match args
-        .get(1)
-        .map(|s| s.parse::<u64>())
-    {
-        None => Ok(default),
-        Some(Ok(n)) if range.contains(&n) => Ok(n),
-        Some(_) => {
-            eprintln!(
-                "xtask: {} takes a number of {what} between {} and {}",
-                args[0],
-                range.start(),
-                range.end()
-            );
-            Err(ExitCode::from(2))
-        }
-    };
+    // The benchmarks take numbers: argument `at` (1 = the first after the command).
+    let number_at =
+        |at: usize, what: &str, default: u64, range: std::ops::RangeInclusive<u64>| match args
+            .get(at)
+            .map(|s| s.parse::<u64>())
+        {
+            None => Ok(default),
+            Some(Ok(n)) if range.contains(&n) => Ok(n),
+            Some(_) => {
+                eprintln!(
+                    "xtask: {} takes a number of {what} between {} and {}",
+                    args[0],
+                    range.start(),
+                    range.end()
+                );
+                Err(ExitCode::from(2))
+            }
+        };
     let bench = match command {
-        Some("pop-bench") => Some(
-            number("seconds", 60, 5..=3600)
-                .map(|s| bench::pop_bench(std::time::Duration::from_secs(s))),
-        ),
-        Some("desk-bench") => Some(number("runs", 5, 1..=50).map(|n| bench::run(n as usize))),
+        Some("pop-bench") => Some(number_at(1, "seconds", 60, 5..=3600).and_then(|s| {
+            number_at(2, "milliseconds between calls", 250, 50..=60_000)
+                .map(|every| bench::pop_bench(std::time::Duration::from_secs(s), every))
+        })),
+        Some("desk-bench") => Some(number_at(1, "runs", 5, 1..=50).map(|n| bench::run(n as usize))),
         _ => None,
     };
     match bench {
