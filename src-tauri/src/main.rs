@@ -56,6 +56,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod desk;
+mod playback;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -223,16 +224,58 @@ fn pending_dial(app: tauri::AppHandle) -> Option<String> {
     desk::take_pending_dial(&app)
 }
 
+/// Start-up stages of the page (ms since its navigation started), as the UI measured them.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartMarks {
+    navigation_start_unix_ms: u64,
+    response_end_ms: Option<u64>,
+    script_start_ms: u64,
+    mounted_ms: u64,
+    profiles_ms: u64,
+    painted_ms: u64,
+}
+
+/// Wall clock in unix ms.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// When `main` began (unix ms): the cold start's stages are logged relative to it.
+static STARTED_AT_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Milliseconds since `main` began.
+fn since_start_ms(at_unix_ms: u64) -> u64 {
+    at_unix_ms.saturating_sub(STARTED_AT_MS.get().copied().unwrap_or(at_unix_ms))
+}
+
 /// The UI is mounted and has asked for its first data: logged once with the wall clock, so a
-/// benchmark (`cargo xtask desk-bench`) measures the cold start from its own spawn time.
+/// benchmark (`cargo xtask desk-bench`) measures the cold start from its own spawn time, and
+/// with the page's stages, so the time can be split (`cargo xtask desk-bench` prints them).
 #[tauri::command]
-fn ui_ready(app: tauri::AppHandle) {
+fn ui_ready(app: tauri::AppHandle, marks: Option<StartMarks>) {
     static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        let at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        tracing::info!(at_ms, "ui ready");
+        let at_ms = unix_ms();
+        match marks {
+            Some(m) => {
+                let nav = m.navigation_start_unix_ms;
+                tracing::info!(
+                    at_ms,
+                    navigation_ms = since_start_ms(nav),
+                    response_ms = m.response_end_ms.map(|r| since_start_ms(nav + r)),
+                    script_ms = since_start_ms(nav + m.script_start_ms),
+                    mounted_ms = since_start_ms(nav + m.mounted_ms),
+                    profiles_ms = since_start_ms(nav + m.profiles_ms),
+                    painted_ms = since_start_ms(nav + m.painted_ms),
+                    ready_ms = since_start_ms(at_ms),
+                    "ui ready"
+                );
+            }
+            None => tracing::info!(at_ms, "ui ready"),
+        }
         // Only now the hidden pop window: made at start it slowed the main window's first
         // paint by ~0.5 s (both load on the one GTK main thread and web process).
         desk::prepare_pop(&app);
@@ -515,6 +558,7 @@ fn forward_events(
 }
 
 fn main() {
+    STARTED_AT_MS.get_or_init(unix_ms);
     tracing_subscriber::fmt()
         // stderr: tauri-driver discards the stdout of the app it starts.
         .with_writer(std::io::stderr)
@@ -548,6 +592,19 @@ fn main() {
                 window.app_handle().exit(0);
             }
         })
+        .on_page_load(|webview, payload| {
+            if webview.label() == "main" {
+                let since_start_ms = since_start_ms(unix_ms());
+                match payload.event() {
+                    tauri::webview::PageLoadEvent::Started => {
+                        tracing::info!(since_start_ms, "main page load started");
+                    }
+                    tauri::webview::PageLoadEvent::Finished => {
+                        tracing::info!(since_start_ms, "main page load finished");
+                    }
+                }
+            }
+        })
         .invoke_handler(tauri::generate_handler![
             calls_snapshot,
             connection_status,
@@ -574,12 +631,21 @@ fn main() {
             profile_delete,
             pending_dial,
             show_main,
-            ui_ready
+            ui_ready,
+            playback::recording_play,
+            playback::player_control,
+            playback::player_state
         ])
         .setup(|app| {
+            tracing::info!(
+                main_at_ms = STARTED_AT_MS.get().copied().unwrap_or(0),
+                since_start_ms = since_start_ms(unix_ms()),
+                "setting up"
+            );
             let base = base_config(app)?;
             tracing::info!(data_dir = %base.data_dir.display(), "calldesk starting");
             desk::setup(app, &base.data_dir)?;
+            playback::setup(app, &base.data_dir)?;
             let args: Vec<String> = std::env::args().collect();
             desk::dial_from_args(app.handle(), &args);
             let profiles = Profiles::new(&base.data_dir, Arc::new(KeyringStore));

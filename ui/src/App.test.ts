@@ -6,6 +6,7 @@ import App from './App.svelte';
 import { BackendError } from './lib/backend';
 import { ALL_CAPABILITIES, MemoryBackend } from './lib/backend-memory';
 import { answered, ended, makeCall, party } from './lib/testing';
+import { rowOf, settle } from './lib/testing-dom';
 
 const NOW = Date.UTC(2025, 0, 15, 9, 0, 30);
 const clock = () => NOW;
@@ -15,19 +16,7 @@ function setup(backend = new MemoryBackend()) {
   return { backend, ...utils };
 }
 
-/** Lets mount + the async subscribe/snapshot chain settle. */
-async function settle() {
-  for (let i = 0; i < 5; i++) {
-    await Promise.resolve();
-    await tick();
-  }
-}
 
-function rowOf(id: string): HTMLElement {
-  const row = screen.getAllByTestId('call-row').find((r) => r.dataset.callId === id);
-  if (!row) throw new Error(`no row for ${id}`);
-  return row;
-}
 
 describe('App', () => {
   beforeEach(() => {
@@ -48,6 +37,22 @@ describe('App', () => {
     expect(status.textContent).toContain('Reconnecting…');
     expect(status.textContent).toContain('AMI: connection refused');
     expect(screen.getByTestId('profile').textContent?.trim()).toBe('Demo');
+  });
+
+  it('reports once that it is interactive, with its start-up stages in order', async () => {
+    const backend = new MemoryBackend();
+    setup(backend);
+    await settle();
+    await new Promise((resolve) => requestAnimationFrame(() => resolve(null)));
+    await settle();
+    expect(backend.readyCalls).toBe(1);
+    const m = backend.startMarks;
+    expect(m).not.toBeNull();
+    if (!m) return;
+    expect(m.navigationStartUnixMs).toBeGreaterThan(1_600_000_000_000);
+    expect(m.scriptStartMs).toBeLessThanOrEqual(m.mountedMs);
+    expect(m.mountedMs).toBeLessThanOrEqual(m.profilesMs);
+    expect(m.profilesMs).toBeLessThanOrEqual(m.paintedMs);
   });
 
   it('says when it is reading the live calls after a reconnect', async () => {

@@ -1,4 +1,7 @@
 import { mount } from 'svelte';
+
+// When this module began to run (the cold start's script stage; see `StartMarks`).
+(window as unknown as { calldeskScriptStart: number }).calldeskScriptStart = performance.now();
 import App from './App.svelte';
 import PopWindow from './lib/components/PopWindow.svelte';
 import type { Backend } from './lib/backend';

@@ -3,7 +3,9 @@
 //! - **cold start to interactive**: from just before the spawn to the moment the UI reports it
 //!   is mounted with its first data (the app logs `ui ready at_ms=…`, wall clock);
 //! - **idle memory** (last run, after 75 s idle): RSS, PSS and anonymous memory of the app and
-//!   every process it started (WebKit's web and network processes), from `/proc`.
+//!   every process it started (WebKit's web and network processes), from `/proc`;
+//! - the same for a **blank Tauri window** (`src-tauri/examples/blank_window.rs`): the floor
+//!   WebKitGTK sets, whatever the app does.
 //!
 //! Prints `key=value` lines. Needs the packages `cargo xtask test` installs (Xvfb, WebKitGTK).
 
@@ -86,12 +88,7 @@ fn spawn_app(
     let log = fs::File::create(log_path)?;
     ChildGuard::spawn(
         "calldesk-desktop",
-        Command::new(app)
-            .env("DISPLAY", display)
-            .env("NO_AT_BRIDGE", "1")
-            .env("XDG_DATA_HOME", data)
-            .env("XDG_CONFIG_HOME", data)
-            .env("XDG_CACHE_HOME", data)
+        window_command(app, display, data)
             .env("CALLDESK_DATA_DIR", data)
             .env("CALLDESK_DEMO_EVERY_MS", demo_every_ms.to_string())
             .env("RUST_LOG", "info")
@@ -99,6 +96,17 @@ fn spawn_app(
             .stdout(Stdio::null())
             .stderr(log),
     )
+}
+
+/// `program` on the Xvfb `display`, its XDG folders (WebKit's caches too) in `data`.
+fn window_command(program: &Path, display: &str, data: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("DISPLAY", display)
+        .env("NO_AT_BRIDGE", "1")
+        .env("XDG_DATA_HOME", data)
+        .env("XDG_CONFIG_HOME", data)
+        .env("XDG_CACHE_HOME", data);
+    cmd
 }
 
 pub fn run(runs: usize) -> Result<()> {
@@ -116,10 +124,69 @@ pub fn run(runs: usize) -> Result<()> {
             println!("idle_anonymous_total_mb={:.1}", m.anon_kb as f64 / 1024.0);
         }
     }
+    let blank = blank_window_memory(&steps::repo_root(), &display)?;
+    println!("blank_window_processes={}", blank.processes);
+    println!(
+        "blank_window_rss_total_mb={:.1}",
+        blank.rss_kb as f64 / 1024.0
+    );
+    println!(
+        "blank_window_pss_total_mb={:.1}",
+        blank.pss_kb as f64 / 1024.0
+    );
+    println!(
+        "blank_window_anonymous_total_mb={:.1}",
+        blank.anon_kb as f64 / 1024.0
+    );
     starts.sort_unstable();
     println!("cold_start_median_ms={}", starts[starts.len() / 2]);
     println!("cold_start_max_ms={}", starts[starts.len() - 1]);
     Ok(())
+}
+
+/// The floor: a Tauri window with a one-line page (`src-tauri/examples/blank_window.rs`),
+/// release, measured after the same idle time as the app.
+fn blank_window_memory(root: &Path, display: &str) -> Result<TreeMemory> {
+    procs::run(
+        procs::cargo()
+            .args([
+                "build",
+                "-p",
+                "calldesk-desktop",
+                "--release",
+                "--example",
+                "blank_window",
+            ])
+            .current_dir(root),
+    )?;
+    let program = steps::target_dir(root)?.join("release/examples/blank_window");
+    let data = procs::TempDir::new("calldesk-bench-blank")?;
+    let log_path = data.path().join("blank.log");
+    let log = fs::File::create(&log_path)?;
+    let spawned_at = now_ms()?;
+    let mut child = ChildGuard::spawn(
+        "blank_window",
+        window_command(&program, display, data.path())
+            .stdout(Stdio::null())
+            .stderr(log),
+    )?;
+    let ready_at = procs::wait_for("the blank window's page", Duration::from_secs(60), || {
+        child.check_running()?;
+        let text = fs::read_to_string(&log_path).unwrap_or_default();
+        Ok(text.lines().find_map(|l| {
+            l.strip_prefix("blank ready at_ms=")?
+                .trim()
+                .parse::<u128>()
+                .ok()
+        }))
+    })?;
+    println!(
+        "blank_window_start_ms={}",
+        ready_at.saturating_sub(spawned_at)
+    );
+    std::thread::sleep(IDLE);
+    child.check_running()?;
+    tree_memory(child.id())
 }
 
 /// Idle memory of the app's process tree.
@@ -163,6 +230,11 @@ fn one_run(
         Err(e) => bail!("{e:#}\napp log:\n{}", procs::tail(&log_path, 30)),
     };
     let cold = ready_at.saturating_sub(spawned_at);
+    print_stages(
+        run,
+        spawned_at,
+        &fs::read_to_string(&log_path).unwrap_or_default(),
+    );
     let memory = if measure {
         std::thread::sleep(IDLE);
         child.check_running()?;
@@ -172,6 +244,47 @@ fn one_run(
     };
     drop(child);
     Ok((cold, memory))
+}
+
+/// The cold start split into stages, from the app's log: `exec` (spawn to `main`), then ms since
+/// `main` for the set-up, the main page's load start, and the page's own marks (see the UI's
+/// `StartMarks`).
+fn print_stages(run: usize, spawned_at: u128, log: &str) {
+    let field = |line: &str, key: &str| -> Option<u128> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+    };
+    let find = |marker: &str| log.lines().find(|l| l.contains(marker));
+    let mut parts = Vec::new();
+    if let Some(main_at) = find("setting up").and_then(|l| field(l, "main_at_ms")) {
+        parts.push(format!("exec={}", main_at.saturating_sub(spawned_at)));
+    }
+    if let Some(ms) = find("setting up").and_then(|l| field(l, "since_start_ms")) {
+        parts.push(format!("setup={ms}"));
+    }
+    if let Some(ms) = find("main page load started").and_then(|l| field(l, "since_start_ms")) {
+        parts.push(format!("page_load={ms}"));
+    }
+    if let Some(line) = find("ui ready") {
+        for key in [
+            "navigation_ms",
+            "response_ms",
+            "script_ms",
+            "mounted_ms",
+            "profiles_ms",
+            "painted_ms",
+            "ready_ms",
+        ] {
+            if let Some(ms) = field(line, key) {
+                parts.push(format!("{}={ms}", key.trim_end_matches("_ms")));
+            }
+        }
+    }
+    println!(
+        "cold_start_run{run}_stages_since_main_ms: {}",
+        parts.join(" ")
+    );
 }
 
 /// RSS and PSS of `root` and all its descendants, and how many processes that is.

@@ -33,16 +33,24 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "gnome-keyring",
     "libsecret-tools",
     "keyutils",
+    // the player's format tests encode their test tone as MP3 and Ogg Vorbis
+    "lame",
+    "vorbis-tools",
 ];
 
 /// Pinned: newer tauri-driver releases may need a newer Rust or change flags.
 const TAURI_DRIVER: &str = "tauri-driver@2.1.0";
+
+/// The S3 server of the recordings tests (it checks SigV4 signatures). Pinned: 0.15 needs a
+/// newer Rust than the workspace's.
+const S3S_FS: &str = "s3s-fs@0.14.1";
 
 /// State shared by the steps. Dropping it stops what the steps started (the throwaway database).
 #[derive(Debug)]
 struct Context {
     root: PathBuf,
     tauri_driver: Option<PathBuf>,
+    s3s_fs: Option<PathBuf>,
     database: Option<Database>,
 }
 
@@ -123,6 +131,7 @@ pub fn test_all() -> ExitCode {
     let mut ctx = Context {
         root: repo_root(),
         tauri_driver: None,
+        s3s_fs: None,
         database: None,
     };
     let mut runner = Runner::new(9);
@@ -140,10 +149,17 @@ pub fn test_all() -> ExitCode {
         system_packages,
     );
     runner.step(
-        "Cargo tools (tauri-driver)",
-        &format!("run `cargo install {TAURI_DRIVER} --locked` and check ~/.cargo/bin is in PATH"),
+        "Cargo tools (tauri-driver, s3s-fs)",
+        &format!(
+            "run `cargo install {TAURI_DRIVER} --locked` and `cargo install {S3S_FS} --features \
+             binary --locked`, and check ~/.cargo/bin is in PATH"
+        ),
         || {
-            ctx.tauri_driver = Some(ensure_tauri_driver()?);
+            ctx.tauri_driver = Some(ensure_cargo_tool("tauri-driver", &[TAURI_DRIVER])?);
+            ctx.s3s_fs = Some(ensure_cargo_tool(
+                "s3s-fs",
+                &[S3S_FS, "--features", "binary"],
+            )?);
             Ok(())
         },
     );
@@ -206,10 +222,12 @@ pub fn test_all() -> ExitCode {
                 .as_ref()
                 .map(Database::url)
                 .context("no database")?;
+            let s3s_fs = ctx.s3s_fs.as_ref().context("s3s-fs not set up")?;
             procs::run(
                 procs::cargo()
                     .args(["test", "--workspace"])
                     .env("DATABASE_URL", url)
+                    .env("CALLDESK_S3S_FS", s3s_fs)
                     .current_dir(&ctx.root),
             )
         },
@@ -306,14 +324,21 @@ fn system_packages() -> Result<()> {
     Ok(())
 }
 
-fn ensure_tauri_driver() -> Result<PathBuf> {
-    if let Some(path) = procs::find_program("tauri-driver") {
+/// `program` from PATH or ~/.cargo/bin, else `cargo install <install_args> --locked` first.
+fn ensure_cargo_tool(program: &str, install_args: &[&str]) -> Result<PathBuf> {
+    if let Some(path) = procs::find_program(program) {
         println!("found {}", path.display());
         return Ok(path);
     }
-    procs::run(procs::cargo().args(["install", TAURI_DRIVER, "--locked"]))?;
-    procs::find_program("tauri-driver")
-        .context("`cargo install` succeeded but tauri-driver is not in PATH or ~/.cargo/bin")
+    procs::run(
+        procs::cargo()
+            .arg("install")
+            .args(install_args)
+            .arg("--locked"),
+    )?;
+    procs::find_program(program).with_context(|| {
+        format!("`cargo install` succeeded but {program} is not in PATH or ~/.cargo/bin")
+    })
 }
 
 /// The repository root (xtask lives in `<root>/xtask`).

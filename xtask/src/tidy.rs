@@ -52,6 +52,26 @@ fn report(rule: &str, offenders: &[String]) {
 
 #[test]
 fn layer_0_crates_do_not_depend_on_tokio() {
+    report(
+        "layer-0 crates must not depend on tokio (normal dependencies)",
+        &forbidden_paths(LAYER_0, "tokio"),
+    );
+}
+
+#[test]
+fn the_hub_never_links_the_sound_stack() {
+    // The player (rodio → cpal → ALSA) is the desktop's; a headless hub must not need libasound.
+    let mut offenders = forbidden_paths(&["calldesk-hub", "calldesk"], "rodio");
+    offenders.extend(forbidden_paths(&["calldesk-hub", "calldesk"], "cpal"));
+    report(
+        "the hub and the CLI must not depend on rodio or cpal (normal dependencies)",
+        &offenders,
+    );
+}
+
+/// For each of `crates`, the chain of normal dependencies that reaches `forbidden`, if any
+/// (breadth-first, so the shortest), as `a -> b -> forbidden`.
+fn forbidden_paths(crates: &[&str], forbidden: &str) -> Vec<String> {
     let metadata = metadata();
     let nodes: HashMap<&str, &Value> = metadata["resolve"]["nodes"]
         .as_array()
@@ -67,19 +87,18 @@ fn layer_0_crates_do_not_depend_on_tokio() {
         .collect();
     let packages = workspace_packages(&metadata);
     let mut offenders = Vec::new();
-    for layer_0 in LAYER_0 {
-        let Some(package) = packages.iter().find(|package| name(package) == *layer_0) else {
+    for krate in crates {
+        let Some(package) = packages.iter().find(|package| name(package) == *krate) else {
             offenders.push(format!(
-                "{layer_0}: not in the workspace (renamed? update LAYER_0)"
+                "{krate}: not in the workspace (renamed? update the rule)"
             ));
             continue;
         };
-        // Breadth-first over normal dependencies, remembering how we got to each package.
         let start = package["id"].as_str().unwrap_or_default();
         let mut parent: HashMap<&str, &str> = HashMap::new();
         let mut queue = VecDeque::from([start]);
         while let Some(id) = queue.pop_front() {
-            if names.get(id) == Some(&"tokio") {
+            if names.get(id) == Some(&forbidden) {
                 let mut path = vec![names[id]];
                 let mut at = id;
                 while let Some(&up) = parent.get(at) {
@@ -105,10 +124,7 @@ fn layer_0_crates_do_not_depend_on_tokio() {
             }
         }
     }
-    report(
-        "layer-0 crates must not depend on tokio (normal dependencies)",
-        &offenders,
-    );
+    offenders
 }
 
 #[test]

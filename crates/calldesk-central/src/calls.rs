@@ -115,12 +115,14 @@ fn is_ended(c: &HubCall) -> bool {
     c.state == CallStateView::Ended
 }
 
-/// What is stored of a call: no notes, disposition or tags (they have their own tables).
+/// What is stored of a call: no notes, disposition, tags or recording states (they have their
+/// own tables).
 fn stripped(c: &HubCall) -> HubCall {
     HubCall {
         notes: Vec::new(),
         disposition: None,
         tags: Vec::new(),
+        recording_states: Vec::new(),
         ..c.clone()
     }
 }
@@ -306,6 +308,13 @@ const CALL_SELECT: &str = "SELECT c.pbx_call_id, c.record,
             SELECT array_agg(tg.tag ORDER BY tg.tag) FROM call_tags tg
             WHERE tg.tenant_id = c.tenant_id AND tg.pbx_call_id = c.pbx_call_id
         ), '{}'::text[]) AS tags,
+        coalesce((
+            SELECT jsonb_agg(jsonb_build_object(
+                'name', r.name, 'state', r.state, 'error', r.last_error)
+                ORDER BY r.created_at, r.name)
+            FROM recordings r
+            WHERE r.tenant_id = c.tenant_id AND r.pbx_call_id = c.pbx_call_id
+        ), '[]'::jsonb) AS recording_states,
         d.code AS disposition_code, od.login AS disposition_by,
         floor(extract(epoch FROM d.set_at) * 1000)::int8 AS disposition_at_ms
     FROM calls c
@@ -327,6 +336,7 @@ struct CallRow {
     started_us: i64,
     notes: Json<Vec<NoteRow>>,
     tags: Vec<String>,
+    recording_states: Json<Vec<calldesk_wire::RecordingStatus>>,
     disposition_code: Option<String>,
     disposition_by: Option<String>,
     disposition_at_ms: Option<i64>,
@@ -348,6 +358,7 @@ impl CallRow {
             })
             .collect();
         call.tags = self.tags;
+        call.recording_states = self.recording_states.0;
         call.disposition = self.disposition_code.map(|code| DispositionView {
             code,
             set_by: self.disposition_by,
@@ -656,6 +667,7 @@ mod tests {
             notes: vec![],
             disposition: None,
             tags: vec![],
+            recording_states: vec![],
         }
     }
 

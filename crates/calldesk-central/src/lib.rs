@@ -4,7 +4,8 @@
 //! tenants (PBX settings, the clientId digest), operators (argon2id password hashes, see
 //! [`password`]), the caller directory (companies, contacts, E.164 phones, [`CentralStore::identify`]),
 //! calls (the hub's [`HubCall`] as JSONB plus the columns the list filters on), each call's
-//! history of states, notes, dispositions and tags, the missed-calls worklist, the Mango webhook inbox, and the coordination of
+//! history of states, notes, dispositions and tags, the missed-calls worklist, recordings on
+//! their way into the recordings store (leased to one replica at a time), the Mango webhook inbox, and the coordination of
 //! hub replicas (session advisory locks per PBX on a [`LeaseConnection`], LISTEN/NOTIFY).
 //!
 //! Invariants:
@@ -37,6 +38,7 @@ mod inbox;
 mod notes;
 mod operators;
 pub mod password;
+mod recordings;
 mod replicas;
 mod tenants;
 mod time;
@@ -48,6 +50,7 @@ pub use directory::{Company, CompanyInput, Contact, ContactImportRow, ContactInp
 pub use inbox::{InboxItem, MAX_READ};
 pub use operators::{NewOperator, Operator, Role};
 pub use password::{client_secret_digest, hash_password, new_client_secret, verify_password};
+pub use recordings::{FAILED_AFTER, NewRecording, RecordingJob, RecordingRow, RecordingState};
 pub use replicas::{LeaseConnection, lease_key};
 pub use sqlx::postgres::PgListener as Listener;
 pub use tenants::{AmiDialplan, NewTenant, PbxConfig, TenantConfig};

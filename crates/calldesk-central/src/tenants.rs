@@ -35,6 +35,10 @@ pub struct AmiDialplan {
     /// calldesk-asterisk's `actions`); `None`: hold is not offered.
     #[serde(default)]
     pub hold_context: Option<String>,
+    /// Where the hub finds the MixMonitor files (the PBX's recordings folder, local or
+    /// mounted; an absolute path); `None`: recordings are listed but not stored.
+    #[serde(default)]
+    pub recordings_dir: Option<String>,
 }
 
 impl Default for AmiDialplan {
@@ -44,6 +48,7 @@ impl Default for AmiDialplan {
             context: "from-internal".into(),
             international_prefix: None,
             hold_context: None,
+            recordings_dir: None,
         }
     }
 }
@@ -86,11 +91,29 @@ impl AmiDialplan {
                 )));
             }
         };
+        let recordings_dir = match self.recordings_dir.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(d)
+                if d.starts_with('/')
+                    && d.len() <= 1024
+                    && !d.chars().any(char::is_control)
+                    && !d.split('/').any(|seg| seg == "..") =>
+            {
+                Some(d.to_owned())
+            }
+            Some(d) => {
+                return Err(CentralError::Invalid(format!(
+                    "recordings folder `{}` must be an absolute path (at most 1024 characters, no `..`)",
+                    d.escape_debug()
+                )));
+            }
+        };
         Ok(Self {
             tech,
             context: context("AMI context", &self.context)?,
             international_prefix: prefix,
             hold_context,
+            recordings_dir,
         })
     }
 }

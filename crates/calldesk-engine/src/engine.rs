@@ -126,7 +126,7 @@ impl StatusReporter {
 
 /// The PBX behind the call controls.
 #[derive(Debug, Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Ami(Box<AmiPbx<AsteriskTracker>>),
     Hub(HubPbx),
 }
@@ -134,7 +134,7 @@ enum Backend {
 /// The shell's handle on a running engine.
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
-    backend: Backend,
+    pub(crate) backend: Backend,
     store: LocalStore,
     data_dir: PathBuf,
     plan: NumberPlan,
@@ -663,7 +663,7 @@ async fn forward_session(
 }
 
 /// A hub request that failed, as the UI sees it (`hub_unavailable` with the hub's reason).
-fn hub_error(e: crate::hub::HubError) -> EngineError {
+pub(crate) fn hub_error(e: crate::hub::HubError) -> EngineError {
     match e {
         crate::hub::HubError::Invalid(message) => EngineError::Invalid(message),
         e => EngineError::Hub(e.to_string()),

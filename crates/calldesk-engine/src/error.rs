@@ -24,6 +24,15 @@ pub enum EngineError {
     Profile(String),
     #[error("{0}")]
     Hub(String),
+    /// The call has no recording this operator may hear, or the profile cannot play any.
+    #[error("{0}")]
+    NoRecording(String),
+    /// The recording exists but is not in the store yet (the hub retries by itself).
+    #[error("{0}")]
+    RecordingNotReady(String),
+    /// The recording could not be fetched; the message says why.
+    #[error("the recording could not be fetched: {0}")]
+    Recording(String),
     /// What the user typed cannot be used; the message says why.
     #[error("{0}")]
     Invalid(String),
@@ -50,6 +59,9 @@ impl EngineError {
             Self::Profile(_) => "bad_profile",
             Self::Hub(_) => "hub_unavailable",
             Self::Invalid(_) => "invalid",
+            Self::NoRecording(_) => "no_recording",
+            Self::RecordingNotReady(_) => "recording_not_ready",
+            Self::Recording(_) => "recording_unavailable",
         }
     }
 }

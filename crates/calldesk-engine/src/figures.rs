@@ -100,6 +100,7 @@ mod tests {
             rang: rang.iter().map(|s| (*s).to_owned()).collect(),
             monitors: vec![],
             event_at: None,
+            recordings: Vec::new(),
         }
     }
 

@@ -80,6 +80,8 @@ pub(crate) struct HubClient {
 #[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
+    /// Recording downloads: no total time-out (a long recording takes long), a read one.
+    download: reqwest::Client,
     /// Ends with `/`.
     base: Url,
     ws: Url,
@@ -103,6 +105,15 @@ struct LoginOperator {
     role: String,
     extension: String,
     tenant: String,
+}
+
+/// `GET /api/calls/{id}/recording`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct RecordingLink {
+    pub url: String,
+    pub name: String,
+    #[serde(default)]
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +186,14 @@ impl HubClient {
         } else {
             None
         };
+        let download = reqwest::Client::builder()
+            .tls_backend_preconfigured(http_tls.clone())
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .connect_timeout(REQUEST_TIMEOUT)
+            .read_timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("calldesk-desktop/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| EngineError::Profile(format!("cannot build the HTTP client: {e}")))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(http_tls)
             .redirect(reqwest::redirect::Policy::none())
@@ -187,6 +206,7 @@ impl HubClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                download,
                 base,
                 ws,
                 tls,
@@ -196,6 +216,11 @@ impl HubClient {
                 capabilities,
             }),
         })
+    }
+
+    /// Names this hub and tenant in cache keys (recordings of two hubs never mix).
+    pub(crate) fn scope(&self) -> String {
+        format!("{}#{}", self.inner.base, self.inner.profile.tenant)
     }
 
     /// What the hub's PBX can do for this operator (nothing until the first login).
@@ -372,6 +397,50 @@ impl HubClient {
             }
         }
         Ok(out)
+    }
+
+    /// A short-lived link to a call's recording (the first, or the one named `name`).
+    /// 404: the call has no such recording (or is not ours); 409: not stored yet.
+    pub(crate) async fn recording_link(
+        &self,
+        id: &str,
+        name: Option<&str>,
+    ) -> Result<Result<RecordingLink, (StatusCode, String)>, HubError> {
+        let mut url = self.url(&["api", "calls", id, "recording"]);
+        if let Some(name) = name {
+            url.query_pairs_mut().append_pair("name", name);
+        }
+        let response = self.send(|http| http.get(url.clone())).await?;
+        match response.status() {
+            StatusCode::OK => Ok(Ok(response
+                .json()
+                .await
+                .map_err(|e| HubError::Garbled(e.to_string()))?)),
+            status @ (StatusCode::NOT_FOUND | StatusCode::CONFLICT | StatusCode::FORBIDDEN) => {
+                Ok(Err((status, error_text(response).await)))
+            }
+            _ => Err(HubError::Status(error_text(response).await)),
+        }
+    }
+
+    /// Starts downloading a recording from its link. The link is signed, so no token is
+    /// sent (it may point at S3); the client's TLS settings apply. Only connecting and
+    /// each read are timed, not the whole (possibly long) download.
+    pub(crate) async fn open_download(&self, url: &str) -> Result<reqwest::Response, String> {
+        let url = Url::parse(url).map_err(|e| format!("the hub gave a bad recording link: {e}"))?;
+        let response = self
+            .inner
+            .download
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("the recording store cannot be reached: {e}"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = error_text(response).await;
+            return Err(format!("the recording store answered {status}: {text}"));
+        }
+        Ok(response)
     }
 
     /// The notes and disposition of a call (`None`: unknown to the hub, or not ours).

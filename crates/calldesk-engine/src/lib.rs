@@ -30,6 +30,7 @@ mod hub;
 mod latency;
 mod links;
 mod profiles;
+mod recordings;
 
 pub use calldesk_ami::AmiCredentials;
 pub use calldesk_asterisk::actions::DialplanConfig;
@@ -41,3 +42,4 @@ pub use hub::{HubProfile, OperatorView};
 pub use latency::PopLatency;
 pub use links::dial_link_number;
 pub use profiles::{HUB_SERVICE, Profile, ProfileError, ProfileList, ProfileSettings, Profiles};
+pub use recordings::OpenedRecording;

@@ -93,6 +93,7 @@ async fn setup(pool: PgPool, name: &str) -> Setup {
                     context: "from-internal".into(),
                     international_prefix: Some("00".into()),
                     hold_context: Some("calldesk-hold".into()),
+                    recordings_dir: None,
                 },
             },
         })

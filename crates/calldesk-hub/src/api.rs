@@ -117,6 +117,8 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/calls/{id}/record", post(record))
         .route("/api/calls/{id}/monitor", post(monitor))
         .route("/api/calls/{id}/dtmf", post(dtmf))
+        .route("/api/calls/{id}/recording", get(crate::recordings::link))
+        .route("/recordings/{*key}", get(crate::recordings::serve_local))
         .route("/api/queue/pause", post(queue_pause))
         .route("/api/history", get(history))
         .route("/api/operators", get(operators))
@@ -435,7 +437,7 @@ async fn get_call(
 /// The call `id` of the caller's tenant, if the caller may see it: supervisors see every call,
 /// operators the calls their extension rang, answered, transferred or monitored. Anything else
 /// is "not found" (no hint that it exists).
-async fn readable_call(
+pub(crate) async fn readable_call(
     hub: &Hub,
     p: &Principal,
     id: &str,

@@ -3,9 +3,10 @@
 //! named in the database) and never appear in `Debug` output or logs.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use calldesk_media::{StoreSettings, Url};
 use serde::Deserialize;
 
 /// Why the hub cannot start as configured.
@@ -26,6 +27,8 @@ pub enum ConfigError {
         value: String,
         why: &'static str,
     },
+    #[error("{0}")]
+    Recordings(String),
 }
 
 /// A secret string: compared and used, never printed.
@@ -98,6 +101,14 @@ pub struct HubConfig {
     pub inbox_retention: Duration,
     /// Where the per-tenant secrets named in the database are read.
     pub secrets: SecretEnv,
+    /// Where recordings are kept: S3 when `CALLDESK_S3_BUCKET` is set (see
+    /// `calldesk_media::ENV_VARS`), else the folder `recordings_dir` (default `recordings`)
+    /// served by this hub at `CALLDESK_PUBLIC_URL` / `public_url` (default `http://<bind>`),
+    /// its links signed with a key derived from `CALLDESK_JWT_SECRET`.
+    pub recordings: StoreSettings,
+    /// How long a replica holds a recording it works on before another may take it over
+    /// (`recording_lease_secs`, default 60; renewed every third of it while working).
+    pub recording_lease: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,26 +126,38 @@ struct FileConfig {
     lease_every_ms: Option<u64>,
     mango_api_url: Option<String>,
     inbox_retention_hours: Option<u64>,
+    public_url: Option<String>,
+    recordings_dir: Option<PathBuf>,
+    recording_lease_secs: Option<u64>,
 }
 
 impl HubConfig {
     /// Settings for tests: loopback port 0, the given database, a fixed secret.
     pub fn for_tests(database_url: &str) -> Self {
+        let jwt_secret = Secret::new("test-secret-test-secret-test-secret!");
+        let replica = random_replica();
+        let recordings = StoreSettings::Local {
+            root: std::env::temp_dir().join(format!("calldesk-hub-recordings-{replica}")),
+            public_base: Url::parse("http://127.0.0.1:8080/").unwrap_or_else(|_| unreachable!()),
+            signing_key: link_key(&jwt_secret),
+        };
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: Secret::new(database_url),
-            jwt_secret: Secret::new("test-secret-test-secret-test-secret!"),
+            jwt_secret,
             token_ttl: Duration::from_secs(3600),
             cors_origins: Vec::new(),
             body_limit: 256 * 1024,
             login_per_minute: 10,
             machine_per_second: 5,
             ws_buffer: 1024,
-            replica: random_replica(),
+            replica,
             lease_every: Duration::from_millis(500),
             mango_api_url: None,
             inbox_retention: Duration::from_secs(7 * 24 * 3600),
             secrets: SecretEnv::default(),
+            recordings,
+            recording_lease: Duration::from_secs(60),
         }
     }
 
@@ -212,12 +235,32 @@ impl HubConfig {
             Some(v) => Ok(v),
             None => Ok(default),
         };
+        let public_text = get("CALLDESK_PUBLIC_URL")
+            .or(fc.public_url)
+            .unwrap_or_else(|| format!("http://{bind}/"));
+        let public_url = Url::parse(&public_text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "CALLDESK_PUBLIC_URL",
+                value: public_text.clone(),
+                why: "expected the hub's address as desks reach it, e.g. https://hub.example.com/",
+            })?;
+        let jwt_secret = Secret::new(jwt_secret);
+        let recordings = StoreSettings::from_env(
+            &get,
+            fc.recordings_dir
+                .unwrap_or_else(|| PathBuf::from("recordings")),
+            public_url,
+            link_key(&jwt_secret),
+        )
+        .map_err(|e| ConfigError::Recordings(e.to_string()))?;
         let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         Ok(Self {
             bind,
             database_url: Secret::new(database_url),
-            jwt_secret: Secret::new(jwt_secret),
+            jwt_secret,
             token_ttl: Duration::from_secs(positive(
                 "token_ttl_secs",
                 fc.token_ttl_secs,
@@ -254,8 +297,24 @@ impl HubConfig {
                     .saturating_mul(3600),
             ),
             secrets: SecretEnv::default(),
+            recordings,
+            recording_lease: Duration::from_secs(positive(
+                "recording_lease_secs",
+                fc.recording_lease_secs,
+                60,
+            )?),
         })
     }
+}
+
+/// The key that signs local recording links: derived from the JWT secret (every replica has
+/// the same), never the secret itself.
+fn link_key(jwt_secret: &Secret) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"calldesk recording links\0");
+    h.update(jwt_secret.expose().as_bytes());
+    h.finalize().to_vec()
 }
 
 fn random_replica() -> String {
@@ -313,6 +372,43 @@ mod tests {
         let typo =
             HubConfig::load(Some(&file), env(&[("CALLDESK_JWT_SECRET", &secret)])).unwrap_err();
         assert!(typo.to_string().contains("not valid TOML"), "{typo}");
+
+        // Recordings: a local folder served at the public URL unless a bucket is named.
+        std::fs::write(
+            &file,
+            "database_url = \"postgres://file/db\"\nrecordings_dir = \"/srv/rec\"\n",
+        )
+        .unwrap();
+        let c = HubConfig::load(Some(&file), env(&[("CALLDESK_JWT_SECRET", &secret)])).unwrap();
+        let shown = format!("{:?}", c.recordings);
+        assert!(
+            shown.contains("/srv/rec") && shown.contains("http://127.0.0.1:8080/"),
+            "{shown}"
+        );
+        let bad_url = HubConfig::load(
+            Some(&file),
+            env(&[
+                ("CALLDESK_JWT_SECRET", &secret),
+                ("CALLDESK_PUBLIC_URL", "hub.example.com"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            bad_url.to_string().contains("CALLDESK_PUBLIC_URL"),
+            "{bad_url}"
+        );
+        let no_keys = HubConfig::load(
+            Some(&file),
+            env(&[
+                ("CALLDESK_JWT_SECRET", &secret),
+                ("CALLDESK_S3_BUCKET", "calls"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            no_keys.to_string().contains("AWS_ACCESS_KEY_ID"),
+            "{no_keys}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

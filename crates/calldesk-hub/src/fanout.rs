@@ -51,6 +51,18 @@ impl Outbound {
     }
 }
 
+/// Operator ids by the names a call gives them: extension, and SIP address where it differs.
+pub fn operator_ids(operators: &[calldesk_central::Operator]) -> HashMap<String, i64> {
+    let mut ids = HashMap::with_capacity(operators.len());
+    for o in operators {
+        ids.insert(o.extension.to_string(), o.id);
+        if let Some(sip) = &o.sip {
+            ids.insert(sip.clone(), o.id);
+        }
+    }
+    ids
+}
+
 /// The rooms of a call message: supervisors always, and each operator the call concerns.
 pub fn rooms_of(call: &HubCall, operator_of: impl Fn(&str) -> Option<i64>) -> Vec<Room> {
     let mut rooms = vec![Room::Supervisors];
@@ -178,6 +190,12 @@ impl TenantChannel {
 
     fn bookkeep(&self, message: &HubMessage, rooms: &[Room]) -> Option<()> {
         match message {
+            HubMessage::CallNew { call } | HubMessage::CallUpdated { call }
+                if call.state == CallStateView::Ended =>
+            {
+                // An ended call changed afterwards (its recording was stored): never live again.
+                self.live.write().ok()?.remove(&call.record.id);
+            }
             HubMessage::CallNew { call } | HubMessage::CallUpdated { call } => {
                 // One update may go out as `call-new` to the rooms that just joined and
                 // `call-updated` to the others: the snapshot keeps the union.
@@ -342,6 +360,28 @@ mod tests {
             }
         }
         HubCall::new(&last.unwrap())
+    }
+
+    #[test]
+    fn an_ended_call_sent_again_reaches_its_rooms_but_is_not_live() {
+        let channel = TenantChannel::new(16);
+        let mut sup = channel.subscribe(&[Room::Supervisors]);
+        let live = call(vec![]);
+        channel.publish(&HubMessage::CallNew { call: live }, vec![Room::Supervisors]);
+        assert_eq!(channel.snapshot(&[Room::Supervisors]).0.len(), 1);
+        let ended = call(vec![CallEventKind::Ended {
+            cause: None,
+            status: None,
+        }]);
+        assert_eq!(ended.state, CallStateView::Ended);
+        // E.g. its recording was stored after the end.
+        channel.publish(
+            &HubMessage::CallUpdated { call: ended },
+            vec![Room::Supervisors],
+        );
+        assert_eq!(channel.snapshot(&[Room::Supervisors]).0.len(), 0);
+        assert!(sup[0].try_recv().is_ok());
+        assert!(sup[0].try_recv().unwrap().json.contains("call-updated"));
     }
 
     #[test]

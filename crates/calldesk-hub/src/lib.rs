@@ -40,6 +40,7 @@ pub mod fanout;
 mod ingest;
 mod leases;
 mod metrics;
+mod recordings;
 mod replicas;
 mod runtime;
 mod ws;
@@ -74,6 +75,8 @@ pub enum HubError {
     },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Recordings(#[from] calldesk_media::MediaError),
 }
 
 /// The hub's shared state; cheap to clone.
@@ -86,6 +89,8 @@ pub struct Hub {
 struct Inner {
     config: HubConfig,
     store: CentralStore,
+    /// Where recordings are kept (S3 or a local folder this hub serves).
+    recordings: calldesk_media::RecordingStore,
     keys: Keys,
     metrics: Metrics,
     fanout: Fanout,
@@ -126,8 +131,11 @@ impl Hub {
         let (inbox, inbox_rx) = mpsc::channel(65_536);
         let (notices, notices_rx) = mpsc::channel(65_536);
         let keys = Keys::new(config.jwt_secret.expose().as_bytes(), config.token_ttl);
+        let recordings = calldesk_media::RecordingStore::from_settings(config.recordings.clone())?;
+        tracing::info!(store = recordings.describe(), "recordings store");
         let hub = Self {
             inner: Arc::new(Inner {
+                recordings,
                 fanout: Fanout::new(config.ws_buffer),
                 limits: api::Limits::new(config.login_per_minute, config.machine_per_second),
                 config,
@@ -160,6 +168,7 @@ impl Hub {
             tokio::spawn(ingest::inbox_writer(hub.clone(), inbox_rx.clone()));
         }
         tokio::spawn(ingest::inbox_pruner(hub.clone()));
+        tokio::spawn(recordings::uploader(hub.clone()));
         tokio::spawn(replicas::notifier(hub.clone(), notices_rx));
         tokio::spawn(replicas::listener(hub.clone()));
         tokio::spawn(leases::run(hub.clone()));
@@ -172,6 +181,10 @@ impl Hub {
 
     pub fn store(&self) -> &CentralStore {
         &self.inner.store
+    }
+
+    pub fn recordings(&self) -> &calldesk_media::RecordingStore {
+        &self.inner.recordings
     }
 
     pub fn keys(&self) -> &Keys {

@@ -307,16 +307,7 @@ async fn reseed(hub: &Hub, tenant: &TenantId, channel: &TenantChannel) {
             return;
         }
     };
-    let ids: HashMap<String, i64> = operators
-        .iter()
-        .flat_map(|o| {
-            let mut keys = vec![(o.extension.to_string(), o.id)];
-            if let Some(sip) = &o.sip {
-                keys.push((sip.clone(), o.id));
-            }
-            keys
-        })
-        .collect();
+    let ids = crate::fanout::operator_ids(&operators);
     channel.replace_live(
         calls
             .into_iter()

@@ -693,6 +693,10 @@ pub async fn writer(
                 if !calls.is_empty() {
                     store.upsert_calls(&calls).await?;
                     store.append_call_events(&rows).await?;
+                    // Before anything is acknowledged: a recording is never forgotten.
+                    store
+                        .add_recordings(&crate::recordings::to_store(&hub, &calls))
+                        .await?;
                 }
                 for (tenant, ids) in &processed {
                     store.mark_webhooks_processed(tenant, ids).await?;

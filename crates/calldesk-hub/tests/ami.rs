@@ -26,6 +26,8 @@ const PASSWORD: &str = "s3cret-password";
 const CALLER: &str = "+74951234567";
 
 struct Setup {
+    /// The tenant's recordings folder (the PBX's MixMonitor spool, as mounted on the hub).
+    recordings_dir: std::path::PathBuf,
     served: Served,
     http: reqwest::Client,
     sim: AmiSimHandle,
@@ -55,6 +57,15 @@ async fn setup(pool: PgPool) -> Setup {
 
     let store = CentralStore::from_pool(pool);
     let tenant = TenantId::new("acme").unwrap();
+    let recordings_dir = std::env::temp_dir().join(format!(
+        "calldesk-ami-spool-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&recordings_dir).unwrap();
     let pbx = PbxConfig::Asterisk {
         host: "127.0.0.1".into(),
         port: sim_addr.port(),
@@ -68,6 +79,7 @@ async fn setup(pool: PgPool) -> Setup {
             international_prefix: Some("00".into()),
             // The lab has the hold helper (the simulator plays it).
             hold_context: Some("calldesk-hold".into()),
+            recordings_dir: Some(recordings_dir.display().to_string()),
         },
     };
     let client_id = common::add_tenant(&store, "acme", "Acme", "0367", pbx).await;
@@ -116,6 +128,7 @@ async fn setup(pool: PgPool) -> Setup {
         "the hub never took the tenant's PBX"
     );
     let s = Setup {
+        recordings_dir,
         served,
         http: common::http(),
         sim: sim_handle,
@@ -353,6 +366,44 @@ async fn an_answered_inbound_call_reaches_the_right_rooms_and_the_store(pool: Pg
         "{ended:?}"
     );
     assert_eq!(ended.record.answered_by, ["101"]);
+    // The dialplan records every inbound call (MixMonitor): its file is in the spool when the
+    // call ends (a try before that finds no file and is repeated).
+    let file = ended
+        .record
+        .recordings
+        .first()
+        .cloned()
+        .expect("the call was recorded");
+    let audio: Vec<u8> = (0..48_000u32).map(|i| (i % 253) as u8).collect();
+    let name = file.rsplit('/').next().unwrap();
+    std::fs::write(s.recordings_dir.join(name), &audio).unwrap();
+    // Once the call has ended the hub stores its recording by itself, under the file's name.
+    let row = eventually(async || {
+        let rows = s
+            .served
+            .hub
+            .store()
+            .recordings_of(&s.tenant, &id)
+            .await
+            .unwrap();
+        match rows.first() {
+            Some(r) if r.state == calldesk_central::RecordingState::Stored => Ok(r.clone()),
+            other => Err(format!("recording not stored: {other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(row.name, file);
+    assert_eq!(row.size_bytes, Some(48_000));
+    assert!(
+        row.store_key.ends_with(&format!("/{name}")),
+        "{}",
+        row.store_key
+    );
+    let key = calldesk_media::RecordingKey::parse(&row.store_key).unwrap();
+    let calldesk_media::RecordingStore::Local(local) = s.served.hub.recordings() else {
+        panic!("the test hub keeps recordings in a folder")
+    };
+    assert_eq!(std::fs::read(local.path(&key)).unwrap(), audio);
     assert_eq!(
         ended.caller,
         Some(card.clone()),

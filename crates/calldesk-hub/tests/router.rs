@@ -833,3 +833,157 @@ async fn the_disposition_list_is_the_tenants_and_only_supervisors_change_it(pool
     let (_, body) = s.get("/api/dispositions", Some(&gus)).await;
     assert_eq!(body["codes"], json!(calldesk_wire::DEFAULT_DISPOSITIONS));
 }
+
+#[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
+async fn recording_links_go_to_who_may_hear_the_call_and_the_hub_serves_them_signed(pool: PgPool) {
+    use calldesk_central::NewRecording;
+    use calldesk_media::{RecordingKey, RecordingStore};
+
+    let store = CentralStore::from_pool(pool);
+    tenant(&store, "acme", "100", demo()).await;
+    tenant(&store, "beta", "200", demo()).await;
+    let ivan = operator(&store, "acme", "ivan", Role::Operator, "101").await;
+    let petr = operator(&store, "acme", "petr", Role::Operator, "102").await;
+    let sam = operator(&store, "acme", "sam", Role::Supervisor, "150").await;
+    let boris = operator(&store, "beta", "boris", Role::Supervisor, "150").await;
+    let started_ms = 1_700_000_000_000;
+    store
+        .upsert_calls(&[ended_call(
+            "acme",
+            "1.1",
+            "+74951110001",
+            "101",
+            started_ms,
+            true,
+        )])
+        .await
+        .unwrap();
+    let s = start(store, SecretEnv::default()).await;
+    let key = RecordingKey::new(
+        &tid("acme"),
+        started_ms / 1000,
+        &CallId::new("1.1").unwrap(),
+        "in-101.wav",
+    )
+    .unwrap();
+    let recording = NewRecording {
+        tenant: tid("acme"),
+        call: "1.1".into(),
+        name: "in-101.wav".into(),
+        store_key: key.to_string(),
+    };
+    s.store
+        .add_recordings(std::slice::from_ref(&recording))
+        .await
+        .unwrap();
+    let [ivan, petr, sam, boris] =
+        [&ivan, &petr, &sam, &boris].map(|o| s.hub.keys().issue(o).unwrap());
+
+    // Not stored yet: a 409 that says so and why.
+    let job = s
+        .store
+        .lease_recordings(&[tid("acme")], 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    s.store
+        .recording_failed(
+            &job,
+            "the PBX spool is not mounted",
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    let (status, body) = s.get("/api/calls/1.1/recording", Some(&ivan)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body.to_string()
+            .contains("pending: the PBX spool is not mounted"),
+        "{body}"
+    );
+
+    // Stored: put the file where the hub's local store keeps it.
+    let wav: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let source = std::env::temp_dir().join(format!("calldesk-rec-{}.wav", std::process::id()));
+    std::fs::write(&source, &wav).unwrap();
+    s.hub.recordings().upload_file(&key, &source).await.unwrap();
+    let _ = std::fs::remove_file(&source);
+    let job = s
+        .store
+        .lease_recordings(&[tid("acme")], 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(job.is_empty(), "not due yet");
+    s.store
+        .add_recordings(std::slice::from_ref(&recording))
+        .await
+        .unwrap();
+    let job = s
+        .store
+        .lease_recordings(&[tid("acme")], 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    s.store
+        .recording_stored(&job, wav.len() as u64)
+        .await
+        .unwrap();
+
+    // The operator who took the call and the supervisor get a link; a colleague and another
+    // tenant's supervisor do not learn the call exists.
+    for (who, token) in [("petr", &petr), ("boris", &boris)] {
+        let (status, body) = s.get("/api/calls/1.1/recording", Some(token)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{who}: {body}");
+    }
+    let (status, body) = s.get("/api/calls/1.1/recording", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = s.get("/api/calls/1.1/recording", Some(&sam)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, link) = s.get("/api/calls/1.1/recording", Some(&ivan)).await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    assert_eq!(link["content_type"], "audio/wav");
+    assert_eq!(link["size"], 10_000);
+    assert_eq!(link["expires_in_secs"], 300);
+    let url = link["url"].as_str().unwrap();
+    let path = &url[url.find("/recordings/").unwrap()..];
+
+    // The link plays without a login, also from the middle (a seek).
+    let fetch = |range: Option<&'static str>| {
+        let mut req = Request::builder().uri(path);
+        if let Some(r) = range {
+            req = req.header(header::RANGE, r);
+        }
+        let router = calldesk_hub::router(s.hub.clone());
+        async move {
+            let resp = router
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, bytes)
+        }
+    };
+    let (status, whole) = fetch(None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&whole[..], &wav[..]);
+    let (status, tail) = fetch(Some("bytes=9000-")).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&tail[..], &wav[9000..]);
+
+    // A changed link is refused.
+    let tampered = path.replace("in-101.wav", "in-102.wav");
+    let (status, body) = s.get(&tampered, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let later = {
+        let at = path.find("expires=").unwrap() + "expires=".len();
+        let end = path[at..].find('&').unwrap() + at;
+        let expires: u64 = path[at..end].parse().unwrap();
+        format!("{}{}{}", &path[..at], expires + 3600, &path[end..])
+    };
+    let (status, body) = s.get(&later, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(matches!(s.hub.recordings(), RecordingStore::Local(_)));
+}

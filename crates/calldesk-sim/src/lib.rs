@@ -79,6 +79,7 @@ pub mod ami;
 pub mod demo;
 pub mod mango;
 pub mod pbx;
+pub mod s3;
 pub mod scenario;
 
 pub use mango::{FakeMango, FakeMangoConfig, MangoScenario};

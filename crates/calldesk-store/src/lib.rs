@@ -261,6 +261,7 @@ fn row_to_view(row: &SqliteRow) -> Result<CallView, StoreError> {
             .collect(),
         monitors: Vec::new(),
         event_at: None,
+        recordings: Vec::new(),
     })
 }
 
@@ -318,6 +319,7 @@ mod tests {
         CallView {
             on_hold: false,
             event_at: None,
+            recordings: Vec::new(),
             monitors: Vec::new(),
             ..view.clone()
         }

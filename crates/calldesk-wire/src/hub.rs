@@ -43,6 +43,17 @@ pub struct NoteView {
     pub created_at: String,
 }
 
+/// Where a recording of the call is: `stored` (a link can be had), `pending` (not stored yet;
+/// `error` says why the last try failed) or `failed` (many tries failed; still retried).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingStatus {
+    /// As the PBX names it (the MixMonitor file, Mango's recording id).
+    pub name: String,
+    pub state: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
 /// How the call was closed (a code from the call centre's list, e.g. `sale`, `callback`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DispositionView {
@@ -74,6 +85,9 @@ pub struct HubCall {
     /// The call's tags (normalised, sorted); absent from hubs before tags.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Where the call's recordings are (the hub's store); absent from hubs before recordings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recording_states: Vec<RecordingStatus>,
 }
 
 impl HubCall {
@@ -99,6 +113,7 @@ impl HubCall {
             notes: Vec::new(),
             disposition: None,
             tags: Vec::new(),
+            recording_states: Vec::new(),
         }
     }
 
@@ -165,6 +180,7 @@ impl HubCall {
                 })
                 .collect(),
             event_at: None,
+            recordings: self.recording_states.clone(),
         }
     }
 

@@ -28,7 +28,7 @@ pub use dispositions::{
 };
 pub use hub::{
     CallerCard, CardRef, DispositionView, HUB_PROTOCOL, HubCall, HubMessage, NoteView,
-    PresenceView, SnapshotReason,
+    PresenceView, RecordingStatus, SnapshotReason,
 };
 pub use record::{CallRecord, HangupCauseRecord, MonitorRecord, TransferRecord};
 pub use worklist::{
@@ -134,6 +134,10 @@ pub struct CallView {
     /// session only): the start of the pop latency the UI measures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_at: Option<i64>,
+    /// The call's recordings and where they are (`stored` ones can be played; Hub
+    /// profile only, the hub's recording store).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recordings: Vec<hub::RecordingStatus>,
 }
 
 /// A supervisor listening to, whispering to or barging into a call.
@@ -344,6 +348,7 @@ impl From<&Call> for CallView {
                 })
                 .collect(),
             event_at: None,
+            recordings: Vec::new(),
         }
     }
 }

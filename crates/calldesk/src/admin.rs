@@ -182,6 +182,10 @@ struct TenantAddArgs {
     /// README) [default: hold is not offered].
     #[arg(long, requires = "ami_host", value_name = "CONTEXT")]
     ami_hold_context: Option<String>,
+    /// Asterisk: the folder where the hub finds MixMonitor's files (the PBX's recordings
+    /// folder, local or mounted; absolute) [default: recordings are listed, not stored].
+    #[arg(long, requires = "ami_host", value_name = "DIR")]
+    ami_recordings_dir: Option<String>,
     /// The built-in simulated PBX (demos and trials).
     #[arg(long)]
     demo: bool,
@@ -585,6 +589,7 @@ fn new_tenant(a: &TenantAddArgs) -> anyhow::Result<NewTenant> {
                 context: a.ami_context.clone(),
                 international_prefix: a.ami_intl_prefix.clone(),
                 hold_context: a.ami_hold_context.clone(),
+                recordings_dir: a.ami_recordings_dir.clone(),
             },
         }
     } else {

@@ -1,5 +1,6 @@
 import {
   BackendError,
+  IDLE_PLAYER,
   NO_CAPABILITIES,
   type AfterCall,
   type Backend,
@@ -14,9 +15,13 @@ import {
   type Identity,
   type OperatorFigures,
   type OperatorInfo,
+  type PlayerAction,
+  type PlayerState,
   type PresenceView,
   type Profile,
   type ProfileList,
+  type StartMarks,
+  type Waveform,
 } from './backend';
 
 export const ALL_CAPABILITIES: Capabilities = {
@@ -67,6 +72,8 @@ export class MemoryBackend implements Backend {
   pending: string | null = null;
   shownMain = 0;
   readyCalls = 0;
+  /** The start-up marks the UI reported last. */
+  startMarks: StartMarks | null = null;
   /** When set, the next callsSnapshot()/connectionStatus() rejects with it (once). */
   failNext: BackendError | null = null;
   /** When set, every callControl rejects with it. */
@@ -74,6 +81,16 @@ export class MemoryBackend implements Backend {
   readonly controls: ControlSpec[] = [];
   readonly saved: Array<{ profile: Profile; secret: string | null }> = [];
   readonly popLatencies: number[] = [];
+  /** Recordings asked for, and the player controls sent, in order. */
+  readonly played: Array<{ call: string; name: string | null }> = [];
+  readonly playerActions: PlayerAction[] = [];
+  /** The simulated player: a stored recording "plays" at once, this long. */
+  recordingMs = 65_000;
+  /** When set, every recordingPlay rejects with it. */
+  failRecording: BackendError | null = null;
+  private player: PlayerState = IDLE_PLAYER;
+  private playerListeners = new Set<(s: PlayerState) => void>();
+  private waveformListeners = new Set<(w: Waveform) => void>();
 
   constructor(
     seed: CallView[] = [],
@@ -323,6 +340,58 @@ export class MemoryBackend implements Backend {
     return subscribe(this.identityListeners, cb);
   }
 
+  async recordingPlay(call: string, name?: string | null): Promise<void> {
+    this.played.push({ call, name: name ?? null });
+    if (this.failRecording) throw this.failRecording;
+    const recordings = this.calls.get(call)?.recordings ?? [];
+    const rec = recordings.find((r) => (name ? r.name === name : true));
+    if (!rec) throw new BackendError('no_recording', `call ${call} has no such recording`);
+    if (rec.state !== 'stored') {
+      throw new BackendError('recording_not_ready', `the recording ${rec.name} is not stored yet (${rec.state}); it is retried by itself`);
+    }
+    this.emitPlayerState({ ...IDLE_PLAYER, speed: this.player.speed, volume: this.player.volume, id: call, status: 'playing', durationMs: this.recordingMs, firstAudioMs: 42 });
+    const peaks = Array.from({ length: 40 }, (_, i) => (i % 10) / 10);
+    for (const cb of [...this.waveformListeners]) cb({ id: call, peaks, durationMs: this.recordingMs });
+  }
+
+  async playerControl(action: PlayerAction): Promise<void> {
+    this.playerActions.push(action);
+    const p = this.player;
+    switch (action.action) {
+      case 'play':
+        return this.emitPlayerState({ ...p, status: 'playing', positionMs: p.status === 'ended' ? 0 : p.positionMs });
+      case 'pause':
+        return this.emitPlayerState({ ...p, status: 'paused' });
+      case 'seek':
+        return this.emitPlayerState({ ...p, positionMs: Math.min(action.ms, p.durationMs ?? action.ms) });
+      case 'speed':
+        if (action.value < 0.75 || action.value > 2) throw new BackendError('invalid', `the speed must be from 0.75 to 2, not ${action.value}`);
+        return this.emitPlayerState({ ...p, speed: action.value });
+      case 'volume':
+        return this.emitPlayerState({ ...p, volume: action.value });
+      case 'stop':
+        return this.emitPlayerState({ ...IDLE_PLAYER, speed: p.speed, volume: p.volume });
+    }
+  }
+
+  async playerState(): Promise<PlayerState> {
+    return this.player;
+  }
+
+  async onPlayerState(cb: (s: PlayerState) => void): Promise<() => void> {
+    return subscribe(this.playerListeners, cb);
+  }
+
+  async onWaveform(cb: (w: Waveform) => void): Promise<() => void> {
+    return subscribe(this.waveformListeners, cb);
+  }
+
+  /** The player reports a state (like the app's `player-state` event). */
+  emitPlayerState(state: PlayerState): void {
+    this.player = state;
+    for (const cb of [...this.playerListeners]) cb(state);
+  }
+
   async onCallbacksChanged(cb: () => void): Promise<() => void> {
     return subscribe(this.callbacksListeners, cb);
   }
@@ -356,8 +425,9 @@ export class MemoryBackend implements Backend {
     this.shownMain += 1;
   }
 
-  async uiReady(): Promise<void> {
+  async uiReady(marks: StartMarks): Promise<void> {
     this.readyCalls += 1;
+    this.startMarks = marks;
   }
 
   /** Like a `dial-request` event (a tel: link). */

@@ -15,9 +15,13 @@ import {
   type Identity,
   type OperatorFigures,
   type OperatorInfo,
+  type PlayerAction,
+  type PlayerState,
   type PresenceView,
   type Profile,
   type ProfileList,
+  type StartMarks,
+  type Waveform,
 } from './backend';
 
 /** Runs a Tauri command; a rejection becomes a BackendError. */
@@ -135,6 +139,26 @@ export class TauriBackend implements Backend {
     return listen<PresenceView>('presence-changed', (ev) => cb(ev.payload));
   }
 
+  recordingPlay(callId: string, name?: string | null): Promise<void> {
+    return call('recording_play', { call: callId, name: name ?? null });
+  }
+
+  playerControl(action: PlayerAction): Promise<void> {
+    return call('player_control', { action });
+  }
+
+  playerState(): Promise<PlayerState> {
+    return call('player_state');
+  }
+
+  onPlayerState(cb: (s: PlayerState) => void): Promise<() => void> {
+    return listen<PlayerState>('player-state', (ev) => cb(ev.payload));
+  }
+
+  onWaveform(cb: (w: Waveform) => void): Promise<() => void> {
+    return listen<Waveform>('player-waveform', (ev) => cb(ev.payload));
+  }
+
   onCallbacksChanged(cb: () => void): Promise<() => void> {
     return listen<null>('callbacks-changed', () => cb());
   }
@@ -155,7 +179,7 @@ export class TauriBackend implements Backend {
     return call('show_main');
   }
 
-  uiReady(): Promise<void> {
-    return call('ui_ready');
+  uiReady(marks: StartMarks): Promise<void> {
+    return call('ui_ready', { marks });
   }
 }

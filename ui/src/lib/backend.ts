@@ -39,7 +39,61 @@ export interface CallView {
   monitors: MonitorView[];
   /** When the PBX event behind this update reached the app (unix ms; own PBX session only). */
   eventAt?: number;
+  /** The call's recordings in the hub's store (Hub profile; absent when there are none). */
+  recordings?: RecordingStatus[];
 }
+
+/** Where a recording is: `stored` can be played; `pending`/`failed` are retried by the hub. */
+export interface RecordingStatus {
+  name: string;
+  state: 'pending' | 'stored' | 'failed';
+  error?: string | null;
+}
+
+export type PlayerStatus = 'idle' | 'loading' | 'buffering' | 'playing' | 'paused' | 'ended' | 'failed';
+
+/** The recording player (its own thread in the app), as the `player-state` event reports it. */
+export interface PlayerState {
+  /** The call whose recording is loaded. */
+  id: string | null;
+  status: PlayerStatus;
+  positionMs: number;
+  durationMs: number | null;
+  speed: number;
+  volume: number;
+  downloaded: number;
+  total: number | null;
+  firstAudioMs: number | null;
+  error: { code: string; message: string } | null;
+}
+
+export const IDLE_PLAYER: PlayerState = {
+  id: null,
+  status: 'idle',
+  positionMs: 0,
+  durationMs: null,
+  speed: 1,
+  volume: 1,
+  downloaded: 0,
+  total: null,
+  firstAudioMs: null,
+  error: null,
+};
+
+/** A recording's loudness over time (0..1 per bar), once it is downloaded. */
+export interface Waveform {
+  id: string;
+  peaks: number[];
+  durationMs: number;
+}
+
+export type PlayerAction =
+  | { action: 'play' }
+  | { action: 'pause' }
+  | { action: 'seek'; ms: number }
+  | { action: 'speed'; value: number }
+  | { action: 'volume'; value: number }
+  | { action: 'stop' };
 
 export interface MonitorView {
   /** The supervisor's extension. */
@@ -242,10 +296,31 @@ export interface Backend {
   onHotkey(cb: (action: HotkeyAction) => void): Promise<() => void>;
   /** The number a link asked to dial before the UI listened (taken once). */
   pendingDial(): Promise<string | null>;
+  /** Plays call `call`'s recording (the first, or `name`); progress comes as player states. */
+  recordingPlay(call: string, name?: string | null): Promise<void>;
+  playerControl(action: PlayerAction): Promise<void>;
+  playerState(): Promise<PlayerState>;
+  onPlayerState(cb: (s: PlayerState) => void): Promise<() => void>;
+  onWaveform(cb: (w: Waveform) => void): Promise<() => void>;
   /** Brings the main window up (from the pop window). */
   showMain(): Promise<void>;
   /** The UI is mounted and has its first data (the cold-start mark). */
-  uiReady(): Promise<void>;
+  /** The UI is interactive; `marks` say how long each start-up stage took (logged by the app). */
+  uiReady(marks: StartMarks): Promise<void>;
+}
+
+/**
+ * Start-up stages of the page, in ms since the navigation started (`performance.now()`), and that
+ * start as unix ms: the app logs them with its own process start, so a slow cold start can be
+ * split into WebKit, page load, script and first data.
+ */
+export interface StartMarks {
+  navigationStartUnixMs: number;
+  responseEndMs: number | null;
+  scriptStartMs: number;
+  mountedMs: number;
+  profilesMs: number;
+  paintedMs: number;
 }
 
 export type HotkeyAction = 'hangup' | 'hold' | 'transfer' | 'disposition';

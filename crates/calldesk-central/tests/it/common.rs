@@ -54,6 +54,7 @@ pub fn hub_call(tenant: &str, id: &str, started: &str, state: CallStateView) -> 
         notes: vec![],
         disposition: None,
         tags: vec![],
+        recording_states: vec![],
     }
 }
 

@@ -11,6 +11,7 @@ mod directory;
 mod inbox;
 mod migration;
 mod notes;
+mod recordings;
 mod replicas;
 mod tenants;
 mod worklist;

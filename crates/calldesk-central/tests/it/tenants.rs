@@ -21,6 +21,7 @@ fn asterisk() -> PbxConfig {
             context: "office".into(),
             international_prefix: Some("00".into()),
             hold_context: None,
+            recordings_dir: None,
         },
     }
 }
@@ -78,6 +79,7 @@ async fn tenants_keep_their_config_and_only_a_digest_of_the_client_secret(pool: 
                 context: "office".into(),
                 international_prefix: Some("00".into()),
                 hold_context: None,
+                recordings_dir: None,
             },
         },
     };
@@ -212,6 +214,20 @@ async fn duplicate_and_invalid_tenants_are_refused_with_clear_messages(pool: PgP
                 tls: false,
                 dialplan: calldesk_central::AmiDialplan {
                     tech: "iax2".into(),
+                    ..calldesk_central::AmiDialplan::default()
+                },
+            },
+            ..same_number.clone()
+        },
+        NewTenant {
+            pbx: PbxConfig::Asterisk {
+                host: "pbx".into(),
+                port: 5038,
+                user: "crm".into(),
+                secret_env: "SECRET".into(),
+                tls: false,
+                dialplan: calldesk_central::AmiDialplan {
+                    recordings_dir: Some("spool/../../etc".into()),
                     ..calldesk_central::AmiDialplan::default()
                 },
             },
