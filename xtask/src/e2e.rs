@@ -220,6 +220,9 @@ impl Driver {
             .env("XDG_DATA_HOME", xdg_dir("data")?)
             .env("XDG_CONFIG_HOME", xdg_dir("config")?)
             .env("XDG_CACHE_HOME", xdg_dir("cache")?)
+            // Its `.asoundrc` names a sound card that does not exist (the same on every machine,
+            // with a sound card or without): playing a recording must say so, not crash.
+            .env("HOME", no_sound_home(&xdg_dir("home")?)?)
             .env("CALLDESK_DATA_DIR", data_dir)
             .env("CALLDESK_REGION", REGION)
             .env("CALLDESK_DEMO_EVERY_MS", "1500")
@@ -296,6 +299,15 @@ fn create_demo_profile(session: &Session, out_dir: Option<&Path>) -> Result<Opti
         .context("the wizard has no save button ([data-testid=\"wizard-save\"])")?;
     session.click(&save)?;
     Ok(shot)
+}
+
+/// `home` with an `.asoundrc` whose default sound device is a card that does not exist.
+fn no_sound_home(home: &Path) -> Result<PathBuf> {
+    write(
+        &home.join(".asoundrc"),
+        b"pcm.!default { type hw; card 29 }\nctl.!default { type hw; card 29 }\n",
+    )?;
+    Ok(home.to_owned())
 }
 
 /// The pop latencies the app recorded (`pop_latency` command), as JSON.

@@ -60,7 +60,11 @@ pub fn run(
     let sim = Sim::start()?;
     // Every AMI event the PBX sends, as received, for the report when something fails.
     record_ami_events(sim.port, &out_dir.join("hub-ami-events.log"))?;
-    seed(&calldesk, database.url(), sim.port, out_dir)?;
+    // MixMonitor's folder as the hub sees it: the test puts the recording there itself.
+    let recordings = out_dir.join("recordings");
+    fs::create_dir_all(&recordings)?;
+    let recordings = fs::canonicalize(&recordings)?;
+    seed(&calldesk, database.url(), sim.port, &recordings, out_dir)?;
     let hub_port = procs::free_port()?;
     let hub_log = out_dir.join("hub.log");
     let mut hub = Some(start_hub(&calldesk, database.url(), hub_port, &hub_log)?);
@@ -76,6 +80,10 @@ pub fn run(
             hub_url: format!("http://127.0.0.1:{hub_port}"),
             out_dir,
             display,
+            recordings: &recordings,
+            cache: data_dir
+                .path()
+                .join("cache/org.calldesk.desktop/recordings"),
         };
         // Stops the hub (SIGTERM: a graceful shutdown), or starts it again on the same port.
         let result = flow.check(&mut |up| {
@@ -106,6 +114,10 @@ struct Flow<'a> {
     hub_url: String,
     out_dir: &'a Path,
     display: &'a str,
+    /// The tenant's MixMonitor folder (the hub picks recordings up there).
+    recordings: &'a Path,
+    /// The app's recordings cache.
+    cache: std::path::PathBuf,
 }
 
 impl Flow<'_> {
@@ -240,6 +252,7 @@ impl Flow<'_> {
             },
         )?;
         println!("hub e2e: the disposition chosen by keyboard is stored on the hub");
+        self.recording(&second)?;
 
         // The supervisor sees 102's call and listens to it.
         let menu = s
@@ -272,6 +285,63 @@ impl Flow<'_> {
         self.shot("hub-board.png")?;
         println!("hub e2e: the supervisor sees 102's call and Listen started ChanSpy from 201");
         self.sim.hangup(&call)?;
+        Ok(())
+    }
+
+    /// The call's recording (the simulator's MixMonitor file) shows as pending while the file
+    /// is missing, is stored once it is there, and ▶ fetches it into the app's cache; with no
+    /// sound device the player says so.
+    fn recording(&self, call: &str) -> Result<()> {
+        let row = format!(r#"[data-testid="call-row"][data-call-id="{call}"]"#);
+        let name = poll("the hub to list the call's recording", || {
+            let call = self.hub_call(call)?;
+            Ok(call["recording_states"][0]["name"]
+                .as_str()
+                .map(str::to_owned))
+        })?;
+        poll("the calls list to say the recording is pending", || {
+            let Some(el) = self
+                .session
+                .find(&format!(r#"{row} [data-testid="call-recording"]"#))?
+            else {
+                return Ok(None);
+            };
+            Ok(self
+                .session
+                .text(&el)?
+                .starts_with("Recording pending")
+                .then_some(()))
+        })?;
+        let file = name.rsplit('/').next().unwrap_or(&name).to_owned();
+        let wav = tone_wav();
+        write(&self.recordings.join(&file), &wav)?;
+        let play = poll("the play button once the hub stored the recording", || {
+            self.session
+                .find(&format!(r#"{row} [data-testid="call-play"]"#))
+        })?;
+        self.session.click(&play)?;
+        let code = poll("the player to report the missing sound device", || {
+            self.find_attr("player-error", "data-code")
+        })?;
+        if code != "no_audio_device" {
+            bail!("the player failed with {code}, not no_audio_device");
+        }
+        self.shot("hub-recording.png")?;
+        poll(
+            "the recording to be in the app's cache, byte for byte",
+            || {
+                for entry in fs::read_dir(&self.cache).into_iter().flatten().flatten() {
+                    if fs::read(entry.path()).is_ok_and(|bytes| bytes == wav) {
+                        return Ok(Some(()));
+                    }
+                }
+                Ok(None)
+            },
+        )?;
+        println!(
+            "hub e2e: the recording went pending → stored; ▶ downloaded it into the app's cache, \
+             and the player says there is no sound device"
+        );
         Ok(())
     }
 
@@ -444,6 +514,35 @@ impl Flow<'_> {
     }
 }
 
+/// One second of a 440 Hz tone: 8 kHz mono 16-bit PCM WAV.
+fn tone_wav() -> Vec<u8> {
+    let samples: Vec<u8> = (0..8000)
+        .map(|i| (8000.0 * (std::f64::consts::TAU * 440.0 * f64::from(i) / 8000.0).sin()) as i16)
+        .flat_map(i16::to_le_bytes)
+        .collect();
+    let len = u32::try_from(samples.len()).unwrap_or(u32::MAX);
+    let mut wav = Vec::with_capacity(44 + samples.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    // PCM, mono, 8000 Hz, 16000 bytes/s, 2-byte frames, 16 bits
+    for field in [
+        16u32.to_le_bytes().as_slice(),
+        &1u16.to_le_bytes(),
+        &1u16.to_le_bytes(),
+    ] {
+        wav.extend_from_slice(field);
+    }
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&len.to_le_bytes());
+    wav.extend_from_slice(&samples);
+    wav
+}
+
 /// The AMI simulator on loopback, run by a tokio runtime of its own; `live` reads the PBX's
 /// truth.
 struct Sim {
@@ -598,7 +697,7 @@ fn psql(url: &str, sql: &str) -> Result<()> {
 }
 
 /// The tenant on the simulator, three operators and a contact, through `calldesk admin`.
-fn seed(calldesk: &Path, db: &str, ami_port: u16, out_dir: &Path) -> Result<()> {
+fn seed(calldesk: &Path, db: &str, ami_port: u16, recordings: &Path, out_dir: &Path) -> Result<()> {
     let admin = |args: &[&str], stdin: Option<&str>| -> Result<()> {
         let mut cmd = Command::new(calldesk);
         cmd.arg("admin")
@@ -647,6 +746,8 @@ fn seed(calldesk: &Path, db: &str, ami_port: u16, out_dir: &Path) -> Result<()> 
             "00",
             "--ami-hold-context",
             "calldesk-hold",
+            "--ami-recordings-dir",
+            &recordings.to_string_lossy(),
         ],
         None,
     )?;
