@@ -8,8 +8,12 @@
 //! It also keeps this desk's after-call work (notes, dispositions, tags) and missed-calls
 //! worklist (`worklist.rs`) for the Direct and Demo profiles.
 //!
-//! Invariant: only this crate holds SQL for the local database. Later issues add the outbox
-//! and full-text search here.
+//! History search (`search.rs`, [`LocalStore::search_calls`]): numbers by any three or more
+//! digits, names/companies/queues by any three or more letters (FTS5 trigram index kept by
+//! triggers), with period, status, direction and operator filters, newest first, paged.
+//!
+//! Invariant: only this crate holds SQL for the local database. A later issue adds the outbox
+//! here.
 //!
 //! Tested against a real SQLite file in a temp dir (unit tests below).
 
@@ -21,7 +25,10 @@ use calldesk_wire::{AfterCall, CallNote, CallStateView, CallView, PartyView};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, sqlite::SqliteRow};
 
+mod search;
 mod worklist;
+
+pub use search::{HistoryPage, HistoryQuery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -71,40 +78,16 @@ impl LocalStore {
     /// Stores an ended call (as the UI saw it); storing the same call again replaces it
     /// (idempotent).
     pub async fn save_ended(&self, view: &CallView) -> Result<(), StoreError> {
-        let (Some(status), Some(ended_at), CallStateView::Ended) =
-            (view.status, view.ended_at, view.state)
-        else {
-            return Err(StoreError::NotEnded(view.id.clone()));
-        };
-        sqlx::query(
-            "INSERT OR REPLACE INTO calls (id, direction, from_raw, from_e164, from_display, from_name,
-                to_raw, to_e164, to_display, status, operator, started_at, answered_at, ended_at,
-                ring_seconds, talk_seconds, hangup_cause, company, queue, rang, recorded_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&view.id)
-        .bind(view.direction.as_str())
-        .bind(&view.from.raw)
-        .bind(&view.from.e164)
-        .bind(&view.from.display)
-        .bind(&view.from.name)
-        .bind(&view.to.raw)
-        .bind(&view.to.e164)
-        .bind(&view.to.display)
-        .bind(status.as_str())
-        .bind(&view.operator)
-        .bind(view.started_at)
-        .bind(view.answered_at)
-        .bind(ended_at)
-        .bind(view.ring_seconds)
-        .bind(view.talk_seconds)
-        .bind(&view.hangup_cause)
-        .bind(&view.company)
-        .bind(&view.queue)
-        .bind(view.rang.join(" "))
-        .bind(wall_clock_millis())
-        .execute(&self.pool)
-        .await?;
+        self.save_ended_many(std::slice::from_ref(view)).await
+    }
+
+    /// Stores ended calls in one transaction (all or none), as [`LocalStore::save_ended`].
+    pub async fn save_ended_many(&self, views: &[CallView]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for view in views {
+            upsert_ended(&mut tx, view).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -206,6 +189,65 @@ impl LocalStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// One ended call's row (and, by trigger, its search terms).
+async fn upsert_ended(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    view: &CallView,
+) -> Result<(), StoreError> {
+    let (Some(status), Some(ended_at), CallStateView::Ended) =
+        (view.status, view.ended_at, view.state)
+    else {
+        return Err(StoreError::NotEnded(view.id.clone()));
+    };
+    let (digits, words) = search::terms(view);
+    // An upsert, not REPLACE: the call keeps its rowid (the search index's key and the
+    // history's order).
+    sqlx::query(
+        "INSERT INTO calls (id, direction, from_raw, from_e164, from_display, from_name,
+            to_raw, to_e164, to_display, status, operator, started_at, answered_at, ended_at,
+            ring_seconds, talk_seconds, hangup_cause, company, queue, rang, recorded_at,
+            search_digits, search_words)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET direction = excluded.direction,
+            from_raw = excluded.from_raw, from_e164 = excluded.from_e164,
+            from_display = excluded.from_display, from_name = excluded.from_name,
+            to_raw = excluded.to_raw, to_e164 = excluded.to_e164,
+            to_display = excluded.to_display, status = excluded.status,
+            operator = excluded.operator, started_at = excluded.started_at,
+            answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+            ring_seconds = excluded.ring_seconds, talk_seconds = excluded.talk_seconds,
+            hangup_cause = excluded.hangup_cause, company = excluded.company,
+            queue = excluded.queue, rang = excluded.rang, recorded_at = excluded.recorded_at,
+            search_digits = excluded.search_digits, search_words = excluded.search_words",
+    )
+    .bind(&view.id)
+    .bind(view.direction.as_str())
+    .bind(&view.from.raw)
+    .bind(&view.from.e164)
+    .bind(&view.from.display)
+    .bind(&view.from.name)
+    .bind(&view.to.raw)
+    .bind(&view.to.e164)
+    .bind(&view.to.display)
+    .bind(status.as_str())
+    .bind(&view.operator)
+    .bind(view.started_at)
+    .bind(view.answered_at)
+    .bind(ended_at)
+    .bind(view.ring_seconds)
+    .bind(view.talk_seconds)
+    .bind(&view.hangup_cause)
+    .bind(&view.company)
+    .bind(&view.queue)
+    .bind(view.rang.join(" "))
+    .bind(wall_clock_millis())
+    .bind(digits)
+    .bind(words)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// This desk's clock (unix ms): when a call is stored (what the worklist's closing and claims
