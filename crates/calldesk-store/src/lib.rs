@@ -208,8 +208,8 @@ async fn upsert_ended(
         "INSERT INTO calls (id, direction, from_raw, from_e164, from_display, from_name,
             to_raw, to_e164, to_display, status, operator, started_at, answered_at, ended_at,
             ring_seconds, talk_seconds, hangup_cause, company, queue, rang, recorded_at,
-            search_digits, search_words)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            search_digits, search_words, recordings)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET direction = excluded.direction,
             from_raw = excluded.from_raw, from_e164 = excluded.from_e164,
             from_display = excluded.from_display, from_name = excluded.from_name,
@@ -220,7 +220,8 @@ async fn upsert_ended(
             ring_seconds = excluded.ring_seconds, talk_seconds = excluded.talk_seconds,
             hangup_cause = excluded.hangup_cause, company = excluded.company,
             queue = excluded.queue, rang = excluded.rang, recorded_at = excluded.recorded_at,
-            search_digits = excluded.search_digits, search_words = excluded.search_words",
+            search_digits = excluded.search_digits, search_words = excluded.search_words,
+            recordings = excluded.recordings",
     )
     .bind(&view.id)
     .bind(view.direction.as_str())
@@ -245,6 +246,7 @@ async fn upsert_ended(
     .bind(wall_clock_millis())
     .bind(digits)
     .bind(words)
+    .bind(serde_json::to_string(&view.recordings).unwrap_or_else(|_| "[]".to_owned()))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -303,7 +305,10 @@ fn row_to_view(row: &SqliteRow) -> Result<CallView, StoreError> {
             .collect(),
         monitors: Vec::new(),
         event_at: None,
-        recordings: Vec::new(),
+        recordings: {
+            let text: String = row.try_get("recordings")?;
+            serde_json::from_str(&text).map_err(|_| corrupt("recordings", text))?
+        },
     })
 }
 
@@ -353,6 +358,11 @@ mod tests {
         let mut view = CallView::from(&update.call);
         view.company = Some("Рога и копыта".into());
         view.rang = vec!["101".into(), "102".into()];
+        view.recordings = vec![calldesk_wire::RecordingStatus {
+            name: "in-101.wav".into(),
+            state: "stored".into(),
+            error: None,
+        }];
         view
     }
 
@@ -361,7 +371,6 @@ mod tests {
         CallView {
             on_hold: false,
             event_at: None,
-            recordings: Vec::new(),
             monitors: Vec::new(),
             ..view.clone()
         }
@@ -395,6 +404,7 @@ mod tests {
         assert_eq!(recent[1], as_stored(&first));
         assert_eq!(recent[1].company.as_deref(), Some("Рога и копыта"));
         assert_eq!(recent[1].rang, ["101", "102"]);
+        assert_eq!(recent[1].recordings[0].name, "in-101.wav");
         let with = store.calls_with("+74951234567", 10).await.unwrap();
         assert_eq!(with.len(), 2);
         assert!(
