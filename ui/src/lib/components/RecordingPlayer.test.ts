@@ -137,12 +137,14 @@ describe('recordings', () => {
     expect(backend.played).toHaveLength(2);
 
     // While it plays, another call's recording is refused: the bar names that call.
-    backend.emitCall({ ...calls()[1], recordings: [{ name: '2.mp3', state: 'stored', error: null }] });
+    const pend = calls().find((c) => c.id === 'pend');
+    if (!pend) throw new Error('no pending call in the fixture');
+    backend.emitCall({ ...pend, recordings: [{ name: '2.mp3', state: 'stored', error: null }] });
     await settle();
     backend.failRecording = new BackendError('recording_unavailable', 'the recording store answered 503');
     await fireEvent.click(within(rowOf('pend')).getByTestId('call-play'));
     await settle();
-    expect(screen.getByTestId('player-title').textContent).toBe(`Recording: ${calls()[1].from.display}`);
+    expect(screen.getByTestId('player-title').textContent).toBe(`Recording: ${pend.from.display}`);
     expect(screen.getByTestId('player-error').textContent).toBe('The recording could not be fetched: the recording store answered 503');
   });
 });
