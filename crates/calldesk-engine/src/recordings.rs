@@ -28,12 +28,6 @@ pub struct OpenedRecording {
     pub complete: oneshot::Receiver<Result<PathBuf, String>>,
 }
 
-/// The extension of a recording's name, which the decoder takes as a hint.
-fn hint(name: &str) -> Option<String> {
-    let (_, ext) = name.rsplit_once('.')?;
-    (!ext.is_empty() && ext.len() <= 5).then(|| ext.to_ascii_lowercase())
-}
-
 impl EngineHandle {
     /// Opens call `call`'s recording (the first, or the one named `name`) for playing:
     /// from `cache` if it is there, else as a download into it.
@@ -107,7 +101,7 @@ impl EngineHandle {
             let _ = done.send(outcome);
         };
         tokio::spawn(download);
-        let hint = hint(&link.name);
+        let hint = calldesk_player::format_hint(&link.name);
         Ok(OpenedRecording {
             call: call.to_owned(),
             name: link.name,

@@ -87,15 +87,8 @@ async fn mango_webhooks_reach_operator_and_supervisor_and_rest_and_controls_reac
         .await
         .unwrap();
 
-    let served = common::serve(common::config(common::mango_secrets()), &store).await;
-    assert!(
-        served
-            .hub
-            .wait_until_held(&acme, Duration::from_secs(10))
-            .await
-    );
+    let served = common::serve_fake_mango(&store, &fake, &acme).await;
     let base = served.base();
-    fake.set_target(format!("{base}/mango/acme/"));
     let http = common::http();
 
     let (op_token, boris_token, sup_token) = (

@@ -31,15 +31,8 @@ async fn a_mango_recording_reaches_the_store_once_and_plays_from_the_link(pool: 
     )
     .await;
     common::add_operators(&store, "acme", PASSWORD, &[("anna", Role::Operator, "101")]).await;
-    let served = common::serve(common::config(common::mango_secrets()), &store).await;
-    assert!(
-        served
-            .hub
-            .wait_until_held(&acme, Duration::from_secs(10))
-            .await
-    );
+    let served = common::serve_fake_mango(&store, &fake, &acme).await;
     let base = served.base();
-    fake.set_target(format!("{base}/mango/acme/"));
     let http = common::http();
     let token = common::login(&http, &base, "acme", "anna", PASSWORD).await;
     let mut ws = common::connect(served.addr, &token).await;

@@ -198,19 +198,9 @@ impl Pending {
     }
 }
 
-/// The key's file extension, lower case, if it is a short alphanumeric one.
+/// The key's format hint ("" when it has none): the extension of its last segment.
 fn extension(key: &str) -> String {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    match name.rsplit_once('.') {
-        Some((_, ext))
-            if !ext.is_empty()
-                && ext.len() <= 5
-                && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-        {
-            ext.to_ascii_lowercase()
-        }
-        _ => String::new(),
-    }
+    crate::format_hint(key.rsplit('/').next().unwrap_or(key)).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -73,9 +73,9 @@ impl std::fmt::Debug for Opened {
 }
 
 fn hint_of(path: &Path) -> Option<String> {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(crate::format_hint)
 }
 
 /// Opens a decoder on `media`; for a stream this waits for the header bytes.

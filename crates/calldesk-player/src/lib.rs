@@ -22,6 +22,14 @@ pub use player::{
 };
 pub use stream::{Download, StreamReader, StreamStatus, stream_file};
 
+/// The decoder's format hint for a recording named `name` (`call-1.MP3` → `mp3`): its
+/// extension, lower-cased, if it is a short alphanumeric one.
+pub fn format_hint(name: &str) -> Option<String> {
+    let (_, ext) = name.rsplit_once('.')?;
+    (!ext.is_empty() && ext.len() <= 5 && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| ext.to_ascii_lowercase())
+}
+
 /// Why a recording does not play. [`PlayerError::code`] is stable, for translations.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlayerError {

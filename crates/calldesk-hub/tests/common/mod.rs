@@ -87,6 +87,20 @@ impl Served {
     }
 }
 
+/// A hub for the tenant `tenant` of [`fake_mango_pbx`]: served, holding the tenant, and the
+/// fake's webhooks pointed at it.
+pub async fn serve_fake_mango(store: &CentralStore, fake: &FakeMango, tenant: &TenantId) -> Served {
+    let served = serve(config(mango_secrets()), store).await;
+    assert!(
+        served
+            .hub
+            .wait_until_held(tenant, Duration::from_secs(10))
+            .await
+    );
+    fake.set_target(format!("{}/mango/{tenant}/", served.base()));
+    served
+}
+
 /// An HTTP client for the loopback hub.
 pub fn http() -> reqwest::Client {
     calldesk_sim::mango::loopback_client_builder()
