@@ -19,6 +19,9 @@
 //! | command | `set_disposition`    | `call, code`                                   |
 //! | command | `disposition_codes`  | → `string[]` (the hub's list, `dispositions.json` or defaults) |
 //! | command | `set_tags`           | `call, tags` → `string[]` (as stored)          |
+//! | command | `history_search`     | `query: HistoryQuery` → `HistoryPage` (local)  |
+//! | command | `sync_status`        | → `SyncStatusView` (pending, progress, offline) |
+//! | command | `sync_now`           | runs a sync round now                          |
 //! | command | `callbacks`          | → `CallbackView[]` (missed-calls worklist)     |
 //! | command | `claim_callback`     | `number, claim` → `CallbackView?`              |
 //! | command | `close_callback`     | `number, outcome`                              |
@@ -37,6 +40,8 @@
 //! | command | `show_main`          | brings the main window up                      |
 //! | command | `ui_ready`           | the UI is up (logged once: the cold start)     |
 //! | event   | `identity-changed`   | `Identity` (also after a profile switch)       |
+//! | event   | `sync-changed`       | `SyncStatusView`                               |
+//! | event   | `history-changed`    | a pull brought calls or notes into the history |
 //! | event   | `dial-request`       | number from a `tel:`/`callto:` link            |
 //! | event   | `hotkey`             | `hangup` / `hold` / `transfer` / `disposition` |
 //!
@@ -321,6 +326,28 @@ async fn set_tags(
     Ok(shell.engine().await?.set_tags(&call, &tags).await?)
 }
 
+/// Searches the local call history (the same with the hub away).
+#[tauri::command]
+async fn history_search(
+    shell: State<'_, Shell>,
+    query: calldesk_engine::HistoryQuery,
+) -> Result<calldesk_engine::HistoryPage, CommandError> {
+    Ok(shell.engine().await?.history_search(&query).await?)
+}
+
+#[tauri::command]
+async fn sync_status(
+    shell: State<'_, Shell>,
+) -> Result<calldesk_wire::SyncStatusView, CommandError> {
+    Ok(shell.engine().await?.sync_status())
+}
+
+#[tauri::command]
+async fn sync_now(shell: State<'_, Shell>) -> Result<(), CommandError> {
+    shell.engine().await?.sync_now();
+    Ok(())
+}
+
 #[tauri::command]
 async fn callbacks(shell: State<'_, Shell>) -> Result<Vec<CallbackView>, CommandError> {
     Ok(shell.engine().await?.callbacks().await?)
@@ -531,6 +558,8 @@ fn forward_events(
                     app.emit("identity-changed", identity)
                 }
                 Ok(EngineEvent::CallbacksChanged) => app.emit("callbacks-changed", ()),
+                Ok(EngineEvent::SyncChanged(status)) => app.emit("sync-changed", status),
+                Ok(EngineEvent::HistoryChanged) => app.emit("history-changed", ()),
                 Err(RecvError::Lagged(missed)) => {
                     // Updates were dropped (one may have been a call's end): send the whole
                     // current picture again; the UI applies updates idempotently.
@@ -618,6 +647,9 @@ fn main() {
             set_disposition,
             disposition_codes,
             set_tags,
+            history_search,
+            sync_status,
+            sync_now,
             callbacks,
             claim_callback,
             close_callback,

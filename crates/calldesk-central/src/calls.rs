@@ -111,13 +111,13 @@ pub(crate) fn json_for_pg<T: Serialize>(value: &T) -> Result<String, CentralErro
     serde_json::to_string(&tree).map_err(cannot)
 }
 
-fn is_ended(c: &HubCall) -> bool {
+pub(crate) fn is_ended(c: &HubCall) -> bool {
     c.state == CallStateView::Ended
 }
 
 /// What is stored of a call: no notes, disposition, tags or recording states (they have their
 /// own tables).
-fn stripped(c: &HubCall) -> HubCall {
+pub(crate) fn stripped(c: &HubCall) -> HubCall {
     HubCall {
         notes: Vec::new(),
         disposition: None,
@@ -159,7 +159,7 @@ fn merged(calls: &[HubCall]) -> Vec<HubCall> {
 
 /// The columns of a batch of calls, as bound (one array per column).
 #[derive(Default)]
-struct CallColumns {
+pub(crate) struct CallColumns {
     tenant: Vec<String>,
     id: Vec<String>,
     direction: Vec<String>,
@@ -180,7 +180,31 @@ struct CallColumns {
 }
 
 impl CallColumns {
-    fn push(&mut self, c: &HubCall) -> Result<(), CentralError> {
+    /// Binds the columns as `$1`…`$17` of [`insert_calls!`].
+    pub(crate) fn bind(
+        self,
+        q: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+        q.bind(self.tenant)
+            .bind(self.id)
+            .bind(self.direction)
+            .bind(self.from_raw)
+            .bind(self.from_e164)
+            .bind(self.to_raw)
+            .bind(self.to_e164)
+            .bind(self.status)
+            .bind(self.operator)
+            .bind(self.started_us)
+            .bind(self.answered_us)
+            .bind(self.ended_us)
+            .bind(self.hangup_cause)
+            .bind(self.record)
+            .bind(self.live)
+            .bind(self.contact_id)
+            .bind(self.company_id)
+    }
+
+    pub(crate) fn push(&mut self, c: &HubCall) -> Result<(), CentralError> {
         let r = &c.record;
         let id = r.id.escape_debug();
         if Direction::from_name(&r.direction).is_none() {
@@ -251,8 +275,11 @@ macro_rules! at_micros {
     };
 }
 
-const UPSERT_CALLS: &str =
-    concat!(
+/// The INSERT of a batch of calls from [`CallColumns`] (bound by [`CallColumns::bind`]), without
+/// its conflict clause.
+macro_rules! insert_calls {
+    () => {
+        concat!(
     "INSERT INTO calls (tenant_id, pbx_call_id, direction, from_raw, from_e164, to_raw, to_e164,
         status, operator, started_at, answered_at, ended_at, hangup_cause, record, live,
         caller_contact_id, caller_company_id)
@@ -262,7 +289,21 @@ const UPSERT_CALLS: &str =
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
         $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[], $13::int2[],
         $14::text[], $15::bool[], $16::int8[], $17::int8[])
-        AS u(t, i, d, fr, fe, tr, te, s, o, sa, aa, ea, hc, r, l, cc, co)
+        AS u(t, i, d, fr, fe, tr, te, s, o, sa, aa, ea, hc, r, l, cc, co)"
+        )
+    };
+}
+
+/// Calls a desk reported (Direct AMI profile): the PBX side owns calls, so a call the hub
+/// already has is left as it is.
+pub(crate) const REPORT_CALLS: &str = concat!(
+    insert_calls!(),
+    " ON CONFLICT (tenant_id, pbx_call_id) DO NOTHING"
+);
+
+const UPSERT_CALLS: &str = concat!(
+    insert_calls!(),
+    "
      ON CONFLICT (tenant_id, pbx_call_id) DO UPDATE SET
         direction = EXCLUDED.direction,
         from_raw = EXCLUDED.from_raw,
@@ -293,7 +334,7 @@ const UPSERT_CALLS: &str =
 );
 
 /// A call with its notes (oldest first) and disposition, in one statement.
-const CALL_SELECT: &str = "SELECT c.pbx_call_id, c.record,
+pub(crate) const CALL_SELECT: &str = "SELECT c.pbx_call_id, c.record,
         (extract(epoch FROM c.started_at) * 1000000)::int8 AS started_us,
         coalesce((
             SELECT jsonb_agg(jsonb_build_object(
@@ -330,7 +371,7 @@ struct NoteRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct CallRow {
+pub(crate) struct CallRow {
     pbx_call_id: String,
     record: Json<HubCall>,
     started_us: i64,
@@ -343,7 +384,7 @@ struct CallRow {
 }
 
 impl CallRow {
-    fn into_call(self) -> HubCall {
+    pub(crate) fn into_call(self) -> HubCall {
         let mut call = self.record.0;
         call.notes = self
             .notes
@@ -425,24 +466,7 @@ impl CentralStore {
         for c in merged(calls) {
             cols.push(&c)?;
         }
-        sqlx::query(UPSERT_CALLS)
-            .bind(cols.tenant)
-            .bind(cols.id)
-            .bind(cols.direction)
-            .bind(cols.from_raw)
-            .bind(cols.from_e164)
-            .bind(cols.to_raw)
-            .bind(cols.to_e164)
-            .bind(cols.status)
-            .bind(cols.operator)
-            .bind(cols.started_us)
-            .bind(cols.answered_us)
-            .bind(cols.ended_us)
-            .bind(cols.hangup_cause)
-            .bind(cols.record)
-            .bind(cols.live)
-            .bind(cols.contact_id)
-            .bind(cols.company_id)
+        cols.bind(sqlx::query(UPSERT_CALLS))
             .execute(&self.pool)
             .await
             .map_err(crate::unknown_tenant)?;

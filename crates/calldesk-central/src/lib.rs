@@ -40,6 +40,7 @@ mod operators;
 pub mod password;
 mod recordings;
 mod replicas;
+mod sync;
 mod tenants;
 mod time;
 mod worklist;
@@ -53,6 +54,7 @@ pub use password::{client_secret_digest, hash_password, new_client_secret, verif
 pub use recordings::{FAILED_AFTER, NewRecording, RecordingJob, RecordingRow, RecordingState};
 pub use replicas::{LeaseConnection, lease_key};
 pub use sqlx::postgres::PgListener as Listener;
+pub use sync::SyncActor;
 pub use tenants::{AmiDialplan, NewTenant, PbxConfig, TenantConfig};
 pub use worklist::{Actor, MAX_WORKLIST_DAYS, WORKLIST_DAYS};
 

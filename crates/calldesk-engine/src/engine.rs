@@ -17,7 +17,7 @@ use calldesk_sim::ami::{AmiSimConfig, AmiSimulator, Schedule};
 use calldesk_store::LocalStore;
 use calldesk_wire::{
     AfterCall, CallNote, CallView, CallbackOutcome, CallbackView, ConnectionState,
-    ConnectionStatus, Identity, PresenceView, ProfileKind,
+    ConnectionStatus, Identity, PresenceView, ProfileKind, SyncState, SyncStatusView,
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -27,6 +27,7 @@ use crate::book::{BookInput, BookTask, Command};
 use crate::figures::OperatorFigures;
 use crate::hub::{FeedOutputs, HubClient, HubPbx, HubProfile, OperatorView};
 use crate::latency::{LatencySamples, PopLatency};
+use crate::sync::{SyncControl, SyncWorker, Wake};
 
 /// How many calls with a number the pop's "last calls" shows.
 const CALLER_HISTORY: u32 = 5;
@@ -96,6 +97,11 @@ pub enum EngineEvent {
     /// A colleague claimed, gave back or closed a worklist item (Hub profile): the worklist
     /// should be read again.
     CallbacksChanged,
+    /// The sync with the hub moved on (pending count, progress, offline, an error).
+    SyncChanged(SyncStatusView),
+    /// A pull brought calls or after-call work into the local history: views of it should be
+    /// read again.
+    HistoryChanged,
 }
 
 /// Reports the connection state: the handle reads the latest, and the shell gets every
@@ -145,6 +151,8 @@ pub struct EngineHandle {
     shutdown: watch::Sender<bool>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     pops: Arc<LatencySamples>,
+    /// The sync worker (Hub profile).
+    sync: Option<SyncControl>,
 }
 
 /// Starts engines.
@@ -185,6 +193,12 @@ impl Engine {
         });
 
         // Built before anything is spawned, so a failure leaves nothing running.
+        let hub_client = match &config.profile {
+            ProfileConfig::Hub(profile) => Some(HubClient::new(profile.clone(), identity_tx)?),
+            _ => None,
+        };
+        // With the hub, every after-call write is queued for it (the outbox).
+        let store = store.with_sync_target(hub_client.as_ref().map(HubClient::scope));
         let book = BookTask::new(
             CallBook::new(TenantId::local()),
             store.clone(),
@@ -195,9 +209,26 @@ impl Engine {
             status: status_tx,
             events: events.clone(),
         };
-        let backend = match config.profile {
-            ProfileConfig::Hub(profile) => {
-                let client = HubClient::new(profile, identity_tx)?;
+        let mut sync = None;
+        let backend = match (config.profile, hub_client) {
+            (ProfileConfig::Hub(_), Some(client)) => {
+                let (status_tx, status_rx) = watch::channel(SyncStatusView {
+                    state: SyncState::Syncing,
+                    ..SyncStatusView::default()
+                });
+                let control = SyncControl {
+                    wake: Wake::default(),
+                    status: status_rx,
+                };
+                let worker = SyncWorker {
+                    client: client.clone(),
+                    store: store.clone(),
+                    plan: plan.clone(),
+                    wake: control.wake.clone(),
+                    status: status_tx,
+                    events: events.clone(),
+                };
+                tasks.push(tokio::spawn(worker.run(BACKOFF, shutdown_rx.clone())));
                 let feed = crate::hub::run_feed(
                     client.clone(),
                     plan.clone(),
@@ -205,14 +236,21 @@ impl Engine {
                         book: book_tx,
                         status: reporter,
                         events: events.clone(),
+                        sync: Some(control.wake.now.clone()),
                     },
                     BACKOFF,
                     shutdown_rx.clone(),
                 );
                 tasks.push(tokio::spawn(feed));
+                sync = Some(control);
                 Backend::Hub(HubPbx::new(client))
             }
-            ProfileConfig::Demo { every } => {
+            (ProfileConfig::Hub(_), None) => {
+                return Err(EngineError::Profile(
+                    "the hub profile has no client".to_owned(),
+                ));
+            }
+            (ProfileConfig::Demo { every }, _) => {
                 // The built-in PBX is the lab's Asterisk: chan_sip phones, external numbers
                 // dialled with the `00` international prefix.
                 let mut dialplan = config.dialplan;
@@ -244,7 +282,7 @@ impl Engine {
                 };
                 ami.start(book_tx, reporter, &shutdown_rx, &mut tasks)
             }
-            ProfileConfig::Direct { addr, credentials } => {
+            (ProfileConfig::Direct { addr, credentials }, _) => {
                 let ami = AmiParts {
                     addr,
                     credentials,
@@ -276,6 +314,7 @@ impl Engine {
             shutdown,
             tasks: Arc::new(Mutex::new(tasks)),
             pops: Arc::default(),
+            sync,
         })
     }
 }
@@ -403,17 +442,48 @@ impl EngineHandle {
         Ok(crate::figures(&calls))
     }
 
-    /// The notes and disposition of a call (from the hub, else this desk's own).
+    /// The notes, disposition and tags of a call, from the local store: this desk's own
+    /// changes at once, the hub's as the sync worker brings them — the same with the hub away.
     pub async fn after_call(&self, call: &str) -> Result<AfterCall, EngineError> {
-        match &self.backend {
-            Backend::Hub(pbx) => pbx
-                .client()
-                .after_call(call)
-                .await
-                .map(Option::unwrap_or_default)
-                .map_err(hub_error),
-            Backend::Ami(_) => Ok(self.store.after_call(call).await?),
+        Ok(self.store.after_call(call).await?)
+    }
+
+    /// Searches the local history (works the same with the hub away): numbers by any three
+    /// or more digits, names, companies, queues; period, status, direction and operator
+    /// filters; newest first, a page at a time.
+    pub async fn history_search(
+        &self,
+        query: &calldesk_store::HistoryQuery,
+    ) -> Result<calldesk_store::HistoryPage, EngineError> {
+        Ok(self.store.search_calls(query).await?)
+    }
+
+    /// Where the sync with the hub stands (`off` for profiles without a hub).
+    pub fn sync_status(&self) -> SyncStatusView {
+        self.sync
+            .as_ref()
+            .map(|s| s.status.borrow().clone())
+            .unwrap_or_default()
+    }
+
+    /// Runs a sync round now (after the current one, if one is under way), even while the
+    /// worker backs off from an unreachable hub.
+    pub fn sync_now(&self) {
+        if let Some(sync) = &self.sync {
+            sync.wake.now.notify_one();
         }
+    }
+
+    /// A local change waits in the outbox: push it soon (not while backing off).
+    fn changed(&self) {
+        if let Some(sync) = &self.sync {
+            sync.wake.news.notify_one();
+        }
+    }
+
+    /// The changes the hub refused for good, newest first, with its reasons.
+    pub async fn refused_changes(&self) -> Result<Vec<calldesk_store::RefusedChange>, EngineError> {
+        Ok(self.store.refused_changes(200).await?)
     }
 
     /// Adds a note to a call (one line or several; at most 4000 characters).
@@ -424,59 +494,50 @@ impl EngineHandle {
                 "a note is 1 to 4000 characters".to_owned(),
             ));
         }
-        let id = uuid::Uuid::new_v4().to_string();
-        match &self.backend {
-            Backend::Hub(pbx) => pbx
-                .client()
-                .add_note(call, &id, text)
-                .await
-                .map_err(hub_error),
-            Backend::Ami(_) => {
-                let note = CallNote {
-                    id,
-                    text: text.to_owned(),
-                    author: None,
-                    created_at: crate::book::wall_clock_millis(),
-                };
-                self.store.add_note(call, &note).await?;
-                Ok(note)
-            }
-        }
+        let note = CallNote {
+            id: uuid::Uuid::new_v4().to_string(),
+            text: text.to_owned(),
+            // With the hub, notes carry their author's login (as the hub keeps them).
+            author: self.identity.borrow().login.clone(),
+            created_at: crate::book::wall_clock_millis(),
+        };
+        self.store.add_note(call, &note).await?;
+        self.changed();
+        Ok(note)
     }
 
-    /// Sets the disposition of a call to one of [`EngineHandle::disposition_codes`].
-    /// The hub checks the code against the tenant's list itself (its refusal names the list).
+    /// Sets the disposition of a call to one of [`EngineHandle::disposition_codes`]: with the
+    /// hub, its list as last read (the hub checks again when the change arrives).
     pub async fn set_disposition(&self, call: &str, code: &str) -> Result<(), EngineError> {
-        match &self.backend {
-            Backend::Hub(pbx) => pbx
-                .client()
-                .set_disposition(call, code)
-                .await
-                .map_err(hub_error),
-            Backend::Ami(_) => {
-                let list = crate::dispositions::disposition_codes(&self.data_dir);
-                if !list.iter().any(|c| c == code) {
-                    return Err(EngineError::Invalid(format!(
-                        "`{code}` is not in the disposition list ({})",
-                        list.join(", ")
-                    )));
-                }
-                Ok(self
-                    .store
-                    .set_disposition(call, code, crate::book::wall_clock_millis())
-                    .await?)
-            }
+        let list = match &self.backend {
+            Backend::Hub(_) => self
+                .store
+                .remembered_dispositions()
+                .await?
+                .unwrap_or_else(calldesk_wire::default_dispositions),
+            Backend::Ami(_) => crate::dispositions::disposition_codes(&self.data_dir),
+        };
+        if !list.iter().any(|c| c == code) {
+            return Err(EngineError::Invalid(format!(
+                "`{}` is not in the disposition list ({})",
+                code.escape_debug(),
+                list.join(", ")
+            )));
         }
+        self.store
+            .set_disposition(call, code, crate::book::wall_clock_millis())
+            .await?;
+        self.changed();
+        Ok(())
     }
 
     /// Replaces the tags of a call (normalised: lowercase letters, digits, `-`, `_`; at most
     /// 10); returns them as stored.
     pub async fn set_tags(&self, call: &str, tags: &[String]) -> Result<Vec<String>, EngineError> {
         let tags = calldesk_wire::normalize_tags(tags).map_err(EngineError::Invalid)?;
-        match &self.backend {
-            Backend::Hub(pbx) => pbx.client().set_tags(call, &tags).await.map_err(hub_error),
-            Backend::Ami(_) => Ok(self.store.set_tags(call, &tags).await?),
-        }
+        let tags = self.store.set_tags(call, &tags).await?;
+        self.changed();
+        Ok(tags)
     }
 
     /// The missed-calls worklist (the tenant's with the hub, else this desk's), newest first,
@@ -543,11 +604,21 @@ impl EngineHandle {
         }
     }
 
-    /// The call centre's disposition codes: the tenant's list on the hub (Hub profile), else
-    /// `dispositions.json` in the data folder (a JSON array of codes), else the defaults.
+    /// The call centre's disposition codes: the tenant's list on the hub (Hub profile; the
+    /// list as last read while the hub is away), else `dispositions.json` in the data folder
+    /// (a JSON array of codes), else the defaults.
     pub async fn disposition_codes(&self) -> Result<Vec<String>, EngineError> {
         match &self.backend {
-            Backend::Hub(pbx) => pbx.client().dispositions().await.map_err(hub_error),
+            Backend::Hub(pbx) => match pbx.client().dispositions().await {
+                Ok(codes) => {
+                    self.store.remember_dispositions(&codes).await?;
+                    Ok(codes)
+                }
+                Err(e) => match self.store.remembered_dispositions().await? {
+                    Some(codes) => Ok(codes),
+                    None => Err(hub_error(e)),
+                },
+            },
             Backend::Ami(_) => Ok(crate::dispositions::disposition_codes(&self.data_dir)),
         }
     }

@@ -16,8 +16,8 @@ use calldesk_calls::{
     RecordAction,
 };
 use calldesk_wire::{
-    AfterCall, CallNote, CallStateView, CallView, CallbackItem, CallbackView, CapabilitiesView,
-    ConnectionState, HUB_PROTOCOL, HubCall, HubMessage, Identity, NoteView, ProfileKind,
+    CallStateView, CallView, CallbackItem, CallbackView, CapabilitiesView, ConnectionState,
+    HUB_PROTOCOL, HubCall, HubMessage, Identity, ProfileKind,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{StatusCode, Url};
@@ -443,58 +443,6 @@ impl HubClient {
         Ok(response)
     }
 
-    /// The notes and disposition of a call (`None`: unknown to the hub, or not ours).
-    pub(crate) async fn after_call(&self, id: &str) -> Result<Option<AfterCall>, HubError> {
-        Ok(self.call(id).await?.map(|c| AfterCall {
-            notes: c.notes.iter().map(CallNote::from).collect(),
-            disposition: c.disposition.map(|d| d.code),
-            tags: c.tags,
-        }))
-    }
-
-    /// Adds a note (idempotent by its id).
-    pub(crate) async fn add_note(
-        &self,
-        id: &str,
-        note_id: &str,
-        text: &str,
-    ) -> Result<CallNote, HubError> {
-        let url = self.url(&["api", "calls", id, "notes"]);
-        let body = json!({"id": note_id, "text": text});
-        let note: NoteView = self
-            .fetch_json(|http| http.post(url.clone()).json(&body))
-            .await?;
-        Ok(CallNote::from(&note))
-    }
-
-    /// Sets the disposition of a call.
-    pub(crate) async fn set_disposition(&self, id: &str, code: &str) -> Result<(), HubError> {
-        let url = self.url(&["api", "calls", id, "disposition"]);
-        let body = json!({"code": code});
-        let _: serde::de::IgnoredAny = self
-            .fetch_json(|http| http.put(url.clone()).json(&body))
-            .await?;
-        Ok(())
-    }
-
-    /// Replaces the call's tags; returns them as stored.
-    pub(crate) async fn set_tags(
-        &self,
-        id: &str,
-        tags: &[String],
-    ) -> Result<Vec<String>, HubError> {
-        #[derive(serde::Deserialize)]
-        struct Tags {
-            tags: Vec<String>,
-        }
-        let url = self.url(&["api", "calls", id, "tags"]);
-        let body = json!({ "tags": tags });
-        let stored: Tags = self
-            .fetch_json(|http| http.put(url.clone()).json(&body))
-            .await?;
-        Ok(stored.tags)
-    }
-
     /// The tenant's disposition list.
     pub(crate) async fn dispositions(&self) -> Result<Vec<String>, HubError> {
         #[derive(serde::Deserialize)]
@@ -533,6 +481,35 @@ impl HubClient {
             .map(|item| CallbackView::from(&item)))
     }
 
+    /// Pushes changes this desk made; the hub's answer per change, in order. A hub without
+    /// sync (older than this app) says so.
+    pub(crate) async fn push(
+        &self,
+        changes: &[calldesk_wire::SyncChange],
+    ) -> Result<Vec<calldesk_wire::SyncResult>, HubError> {
+        let url = self.url(&["api", "sync", "push"]);
+        let body = calldesk_wire::SyncPush {
+            changes: changes.to_vec(),
+        };
+        let response = self.send(|http| http.post(url.clone()).json(&body)).await?;
+        let reply: calldesk_wire::SyncPushReply = read_sync(response).await?;
+        Ok(reply.results)
+    }
+
+    /// The calls changed since `cursor` (see `calldesk_wire::SyncPage`).
+    pub(crate) async fn pull(
+        &self,
+        cursor: &str,
+        limit: usize,
+    ) -> Result<calldesk_wire::SyncPage, HubError> {
+        let mut url = self.url(&["api", "sync", "pull"]);
+        url.query_pairs_mut()
+            .append_pair("cursor", cursor)
+            .append_pair("limit", &limit.to_string());
+        let response = self.send(|http| http.get(url.clone())).await?;
+        read_sync(response).await
+    }
+
     /// The tenant's operators.
     pub(crate) async fn operators(&self) -> Result<Vec<OperatorView>, HubError> {
         let list: Operators = self.get_json(self.url(&["api", "operators"])).await?;
@@ -552,6 +529,24 @@ impl HubClient {
             .append_pair("limit", &limit.to_string());
         let page: Page = self.get_json(url).await?;
         Ok(page.items.iter().map(|c| c.view(parties)).collect())
+    }
+}
+
+/// A sync answer: 200 with JSON, 404 from a hub without sync, else the hub's error.
+async fn read_sync<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, HubError> {
+    match response.status() {
+        StatusCode::OK => response
+            .json()
+            .await
+            .map_err(|e| HubError::Garbled(e.to_string())),
+        StatusCode::NOT_FOUND => Err(HubError::Status(
+            "this hub does not sync desks yet; update the hub (changes stay on this desk)"
+                .to_owned(),
+        )),
+        StatusCode::BAD_REQUEST => Err(HubError::Invalid(error_text(response).await)),
+        _ => Err(HubError::Status(error_text(response).await)),
     }
 }
 
@@ -719,6 +714,8 @@ pub(crate) struct FeedOutputs {
     pub(crate) status: StatusReporter,
     /// For what goes to the shell directly (worklist changes).
     pub(crate) events: broadcast::Sender<EngineEvent>,
+    /// Wakes the sync worker: the hub has news for the local history.
+    pub(crate) sync: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Keeps the `/ws` feed up until shutdown: connects, reads the snapshot and the messages that
@@ -794,10 +791,18 @@ impl Feed {
             .map_err(|_| HubError::Silent)
     }
 
+    fn wake_sync(&self) {
+        if let Some(sync) = &self.out.sync {
+            sync.notify_one();
+        }
+    }
+
     async fn call_news(&mut self, call: &HubCall) -> Result<(), HubError> {
         let view = call.view(&mut self.parties);
         if view.state == calldesk_wire::CallStateView::Ended {
             self.live.remove(&view.id);
+            // Its final record (and later its recordings' states) reach the history by pull too.
+            self.wake_sync();
         } else {
             self.live.insert(view.id.clone());
         }
@@ -908,6 +913,8 @@ impl Feed {
                     }
                     self.snapshot(calls, presence).await?;
                     self.set_status(ConnectionState::Connected, Some(base.clone()));
+                    // The hub is (back) up: what waited on this desk goes now.
+                    self.wake_sync();
                 }
                 HubMessage::CallNew { call }
                 | HubMessage::CallUpdated { call }
@@ -919,6 +926,7 @@ impl Feed {
                     // Nobody listening (no UI yet) is fine.
                     let _ = self.out.events.send(EngineEvent::CallbacksChanged);
                 }
+                HubMessage::SyncChanged {} => self.wake_sync(),
                 HubMessage::PbxStatus { state, detail } => {
                     if state == ConnectionState::Connected {
                         self.set_status(ConnectionState::Connected, Some(base.clone()));

@@ -10,6 +10,11 @@
 //!   ([`calldesk_store::LocalStore`]); applies call events, stores ended calls and publishes
 //!   [`EngineEvent`]s.
 //!
+//! With the *Hub* profile a third task, the **sync worker** (`sync.rs`), pushes this desk's
+//! after-call changes (queued in the local store's outbox with each write) to the hub and pulls
+//! the hub's changes into the local history, so history, notes, dispositions and tags work the
+//! same with the hub away.
+//!
 //! Profiles: *Demo* starts the built-in simulator (`calldesk-sim`, real AMI on loopback) and is
 //! otherwise exactly *Direct AMI* pointed at it, so the demo exercises the real code path.
 //! The *Hub* profile comes with the hub.
@@ -31,10 +36,12 @@ mod latency;
 mod links;
 mod profiles;
 mod recordings;
+mod sync;
 
 pub use calldesk_ami::AmiCredentials;
 pub use calldesk_asterisk::actions::DialplanConfig;
 pub use calldesk_secrets::{KeyringStore, MemoryStore, Secret, SecretStore, StoreError};
+pub use calldesk_store::{HistoryPage, HistoryQuery, RefusedChange};
 pub use engine::{Engine, EngineConfig, EngineEvent, EngineHandle, ProfileConfig, Seat};
 pub use error::EngineError;
 pub use figures::{OperatorFigures, figures};

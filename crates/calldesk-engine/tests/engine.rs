@@ -81,7 +81,9 @@ async fn demo_calls_pop_end_and_land_in_history() {
                 }
                 EngineEvent::Presence(_)
                 | EngineEvent::IdentityChanged(_)
-                | EngineEvent::CallbacksChanged => {}
+                | EngineEvent::CallbacksChanged
+                | EngineEvent::SyncChanged(_)
+                | EngineEvent::HistoryChanged => {}
             }
         }
     })

@@ -16,37 +16,19 @@ use calldesk_central::{
 use calldesk_engine::{
     Engine, EngineConfig, EngineEvent, EngineHandle, HubProfile, ProfileConfig, Secret,
 };
-use calldesk_hub::{Hub, HubConfig, SecretEnv};
+use calldesk_hub::SecretEnv;
+
+#[path = "support/hub.rs"]
+mod hub_support;
 use calldesk_sim::ami::{AmiSimConfig, AmiSimHandle, AmiSimulator, ScenarioCall, ScenarioKind};
 use calldesk_wire::{CallStateView, CallView, ConnectionState};
+use hub_support::serve_hub;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "s3cret-password";
 const CALLER: &str = "+74951234567";
-
-/// A hub served on `addr` (port 0: any) until `stop` says `true`.
-async fn serve_hub(
-    store: &CentralStore,
-    secrets: SecretEnv,
-    addr: SocketAddr,
-) -> (Hub, SocketAddr, watch::Sender<bool>) {
-    let mut config = HubConfig::for_tests("unused");
-    config.secrets = secrets;
-    config.lease_every = Duration::from_millis(100);
-    let (stop, stop_rx) = watch::channel(false);
-    let hub = Hub::start_with_store(config, store.clone(), stop_rx)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut until = stop.subscribe();
-    tokio::spawn(calldesk_hub::serve(hub.clone(), listener, async move {
-        let _ = until.wait_for(|s| *s).await;
-    }));
-    (hub, addr, stop)
-}
 
 struct Setup {
     store: CentralStore,
@@ -189,6 +171,22 @@ impl Setup {
             })
             .await
             .unwrap()
+    }
+}
+
+/// The after-call work of `id` on `desk` once `done` accepts it (the sync brings it).
+async fn synced(
+    desk: &EngineHandle,
+    id: &str,
+    done: impl Fn(&calldesk_wire::AfterCall) -> bool,
+) -> calldesk_wire::AfterCall {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = desk.after_call(id).await.unwrap();
+        if done(&now) || tokio::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -440,14 +438,25 @@ async fn the_hub_profile_pops_the_card_controls_reach_the_pbx_and_a_hub_restart_
     );
     let err = ivan.set_disposition(&id, "sale").await.unwrap_err();
     assert!(err.to_string().contains("(callback, quote)"), "{err}");
-    let after = sam.after_call(&id).await.unwrap();
+    // The desk has it at once; the supervisor's desk once the sync has carried it over.
+    assert_eq!(
+        ivan.after_call(&id).await.unwrap().notes,
+        vec![note.clone()]
+    );
+    let after = synced(&sam, &id, |a| {
+        !a.notes.is_empty() && a.disposition.is_some()
+    })
+    .await;
     assert_eq!(after.notes, vec![note]);
     assert_eq!(after.disposition.as_deref(), Some("callback"));
     assert_eq!(
         ivan.set_tags(&id, &["Quote".into()]).await.unwrap(),
         ["quote"]
     );
-    assert_eq!(sam.after_call(&id).await.unwrap().tags, ["quote"]);
+    assert_eq!(
+        synced(&sam, &id, |a| !a.tags.is_empty()).await.tags,
+        ["quote"]
+    );
 
     // The worklist is the tenant's: a missed call the hub stored shows on both desks; what one
     // takes the other sees taken, and cannot take.

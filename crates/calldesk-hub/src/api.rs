@@ -69,6 +69,8 @@ impl Limits {
         originate,
         machine_makecall,
         machine_monitor,
+        crate::sync::push,
+        crate::sync::pull,
         health,
         status
     )
@@ -120,6 +122,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/calls/{id}/recording", get(crate::recordings::link))
         .route("/recordings/{*key}", get(crate::recordings::serve_local))
         .route("/api/queue/pause", post(queue_pause))
+        .route("/api/sync/pull", get(crate::sync::pull))
         .route("/api/history", get(history))
         .route("/api/operators", get(operators))
         .route(
@@ -147,6 +150,13 @@ pub fn router(hub: Hub) -> Router {
         .route("/mango/{tenant}/{*path}", post(crate::ingest::webhook))
         .route("/ws", get(crate::ws::handler))
         .layer(RequestBodyLimitLayer::new(body_limit))
+        // A desk's push carries up to 1,000 changes: its own, larger limit.
+        .route(
+            "/api/sync/push",
+            post(crate::sync::push).layer(axum::extract::DefaultBodyLimit::max(
+                crate::sync::PUSH_BODY_LIMIT,
+            )),
+        )
         .layer(cors)
         .with_state(hub)
 }
@@ -613,12 +623,17 @@ fn callbacks_changed(hub: &Hub, p: &Principal, number: &str) {
     let message = calldesk_wire::HubMessage::CallbacksChanged {
         number: number.to_owned(),
     };
+    tell_desks(hub, &p.tenant, &message);
+}
+
+/// Sends `message` to every desk of the tenant, here and on the other replicas.
+pub(crate) fn tell_desks(hub: &Hub, tenant: &TenantId, message: &calldesk_wire::HubMessage) {
     let rooms = vec![
         crate::fanout::Room::Supervisors,
         crate::fanout::Room::Operators,
     ];
-    if let Some(out) = hub.fanout().tenant(&p.tenant).publish(&message, rooms) {
-        crate::replicas::share(hub, &p.tenant, &out);
+    if let Some(out) = hub.fanout().tenant(tenant).publish(message, rooms) {
+        crate::replicas::share(hub, tenant, &out);
     }
 }
 

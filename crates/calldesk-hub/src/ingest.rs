@@ -248,6 +248,17 @@ pub async fn inbox_pruner(hub: Hub) {
                 }
             }
         }
+        match hub
+            .store()
+            .prune_sync(crate::sync::SYNC_RETENTION_DAYS)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "old desk sync entries deleted"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune the desk sync tables; will try again later")
+            }
+        }
     }
 }
 

@@ -43,6 +43,7 @@ mod metrics;
 mod recordings;
 mod replicas;
 mod runtime;
+mod sync;
 mod ws;
 
 use std::collections::HashMap;

@@ -21,13 +21,17 @@ use std::path::Path;
 use std::str::FromStr;
 
 use calldesk_calls::{CallStatus, Direction};
-use calldesk_wire::{AfterCall, CallNote, CallStateView, CallView, PartyView};
+use calldesk_wire::{
+    AfterCall, CallNote, CallStateView, CallView, ChangeKind, PartyView, SyncChange,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, sqlite::SqliteRow};
 
+mod outbox;
 mod search;
 mod worklist;
 
+pub use outbox::{OutboxCounts, PulledCall, RefusedChange};
 pub use search::{HistoryPage, HistoryQuery};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,8 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     pool: SqlitePool,
+    /// The hub and tenant changes are queued for (`None`: they stay on this desk).
+    target: Option<std::sync::Arc<str>>,
 }
 
 impl LocalStore {
@@ -72,7 +78,7 @@ impl LocalStore {
             .await
             .map_err(open_err)?;
         sqlx::migrate!("../../migrations/local").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, target: None })
     }
 
     /// Stores an ended call (as the UI saw it); storing the same call again replaces it
@@ -91,28 +97,46 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Adds a note (idempotent by `note.id`: the same note twice is kept once).
+    /// Adds a note (idempotent by `note.id`: the same note twice is kept once) and queues it
+    /// for the hub (the note's id is the change's).
     pub async fn add_note(&self, call_id: &str, note: &CallNote) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO notes (id, call_id, text, created_at) VALUES (?, ?, ?, ?)
+        let mut tx = self.pool.begin().await?;
+        let added = sqlx::query(
+            "INSERT INTO notes (id, call_id, text, created_at, author) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&note.id)
         .bind(call_id)
         .bind(&note.text)
         .bind(note.created_at)
-        .execute(&self.pool)
-        .await?;
+        .bind(&note.author)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if added == 1 {
+            self.queue(
+                &mut tx,
+                call_id,
+                note.created_at,
+                ChangeKind::Note {
+                    text: note.text.clone(),
+                },
+                Some(note.id.clone()),
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Sets (replaces) the disposition of a call.
+    /// Sets (replaces) the disposition of a call and queues it for the hub.
     pub async fn set_disposition(
         &self,
         call_id: &str,
         code: &str,
         at: i64,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO dispositions (call_id, code, set_at) VALUES (?, ?, ?)
              ON CONFLICT (call_id) DO UPDATE SET code = excluded.code, set_at = excluded.set_at",
@@ -120,15 +144,48 @@ impl LocalStore {
         .bind(call_id)
         .bind(code)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        self.queue(
+            &mut tx,
+            call_id,
+            at,
+            ChangeKind::Disposition {
+                code: code.to_owned(),
+            },
+            None,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Queues a change for the sync target, if there is one, in the caller's transaction.
+    pub(crate) async fn queue(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        call_id: &str,
+        at: i64,
+        change: ChangeKind,
+        id: Option<String>,
+    ) -> Result<(), StoreError> {
+        let Some(target) = &self.target else {
+            return Ok(());
+        };
+        let change = SyncChange {
+            id: id.unwrap_or_else(outbox::new_id),
+            call_id: call_id.to_owned(),
+            at,
+            change,
+        };
+        outbox::enqueue(tx, target, &change).await
     }
 
     /// The notes (oldest first) and disposition of a call.
     pub async fn after_call(&self, call_id: &str) -> Result<AfterCall, StoreError> {
         let notes = sqlx::query(
-            "SELECT id, text, created_at FROM notes WHERE call_id = ? ORDER BY created_at, id",
+            "SELECT id, text, created_at, author FROM notes WHERE call_id = ?
+             ORDER BY created_at, id",
         )
         .bind(call_id)
         .fetch_all(&self.pool)
@@ -138,7 +195,7 @@ impl LocalStore {
             Ok(CallNote {
                 id: r.try_get("id")?,
                 text: r.try_get("text")?,
-                author: None,
+                author: r.try_get("author")?,
                 created_at: r.try_get("created_at")?,
             })
         })
@@ -192,7 +249,7 @@ impl LocalStore {
 }
 
 /// One ended call's row (and, by trigger, its search terms).
-async fn upsert_ended(
+pub(crate) async fn upsert_ended(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     view: &CallView,
 ) -> Result<(), StoreError> {

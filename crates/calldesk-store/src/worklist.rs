@@ -52,17 +52,15 @@ impl LocalStore {
     ) -> Result<Vec<String>, StoreError> {
         let tags = calldesk_wire::normalize_tags(tags).map_err(StoreError::Invalid)?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM tags WHERE call_id = ?")
-            .bind(call_id)
-            .execute(&mut *tx)
-            .await?;
-        for tag in &tags {
-            sqlx::query("INSERT INTO tags (call_id, tag) VALUES (?, ?)")
-                .bind(call_id)
-                .bind(tag)
-                .execute(&mut *tx)
-                .await?;
-        }
+        replace_tags(&mut tx, call_id, &tags).await?;
+        self.queue(
+            &mut tx,
+            call_id,
+            crate::wall_clock_millis(),
+            calldesk_wire::ChangeKind::Tags { tags: tags.clone() },
+            None,
+        )
+        .await?;
         tx.commit().await?;
         Ok(tags)
     }
@@ -167,4 +165,24 @@ impl LocalStore {
         .await?;
         Ok(())
     }
+}
+
+/// Replaces a call's tags (already normalised) inside the caller's transaction.
+pub(crate) async fn replace_tags(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    call_id: &str,
+    tags: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM tags WHERE call_id = ?")
+        .bind(call_id)
+        .execute(&mut **tx)
+        .await?;
+    for tag in tags {
+        sqlx::query("INSERT INTO tags (call_id, tag) VALUES (?, ?)")
+            .bind(call_id)
+            .bind(tag)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }

@@ -292,6 +292,9 @@ pub enum HubMessage {
     CallbacksChanged {
         number: String,
     },
+    /// A desk's changes (notes, dispositions, tags, reported calls) reached the hub: pull
+    /// `/api/sync/pull`. Desks older than this message skip it (and pull on their timer).
+    SyncChanged {},
 }
 
 #[cfg(test)]

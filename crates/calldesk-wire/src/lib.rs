@@ -19,6 +19,7 @@ mod control;
 mod dispositions;
 mod hub;
 mod record;
+mod sync;
 mod worklist;
 
 pub use control::{ControlReply, ControlSpec, extension};
@@ -31,6 +32,10 @@ pub use hub::{
     PresenceView, RecordingStatus, SnapshotReason,
 };
 pub use record::{CallRecord, HangupCauseRecord, MonitorRecord, TransferRecord};
+pub use sync::{
+    ChangeKind, MAX_PULL, MAX_PUSH, SyncChange, SyncOutcome, SyncPage, SyncPush, SyncPushReply,
+    SyncResult,
+};
 pub use worklist::{
     CallbackItem, CallbackOutcome, CallbackView, MAX_TAG_CHARS, MAX_TAGS, normalize_tags,
 };
@@ -180,6 +185,38 @@ pub struct ConnectionStatus {
     pub profile: ProfileKind,
     /// Human-readable detail: the address, or what went wrong and what to do.
     pub detail: Option<String>,
+}
+
+/// The desk's sync with the hub as the status bar shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatusView {
+    pub state: SyncState,
+    /// Changes made on this desk that the hub does not have yet.
+    pub pending: u64,
+    /// Changes the hub refused for good (each with its reason in the outbox).
+    pub refused: u64,
+    /// Progress of the push under way: changes sent of `total`.
+    pub done: u64,
+    pub total: u64,
+    /// When the last sync round finished (unix ms).
+    pub last_synced_at: Option<i64>,
+    /// What went wrong in the last round and what to do.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// This profile does not sync (Demo, Direct without a hub).
+    #[default]
+    Off,
+    /// Everything is with the hub.
+    Idle,
+    /// Pushing or pulling now.
+    Syncing,
+    /// The hub cannot be reached; changes wait here and are sent when it is back.
+    Offline,
 }
 
 /// A note on a call as the desktop shows it.

@@ -13,5 +13,6 @@ mod migration;
 mod notes;
 mod recordings;
 mod replicas;
+mod sync;
 mod tenants;
 mod worklist;

@@ -1,0 +1,477 @@
+//! Desk sync: the changes desks push, applied once each ([`CentralStore::apply_changes`]), and
+//! the change feed they pull ([`CentralStore::changes_since`]).
+//!
+//! A push is one transaction: the change ids not seen before are recorded in `sync_applied`
+//! and their effects written together, in bulk (`UNNEST`), so a batch sent twice — or a desk
+//! killed before it heard the answer — changes nothing the second time. The conflict rule is
+//! `calldesk_wire::sync`'s: notes append, dispositions and tag sets are last writer by the
+//! hub's clock, calls belong to the PBX side.
+//!
+//! The feed (`sync_feed`, written by triggers in the same transaction as each change) is read
+//! in `(xid, seq)` order below the oldest running transaction, so the cursor never skips a
+//! change that commits later.
+
+use std::collections::{HashMap, HashSet};
+
+use calldesk_calls::TenantId;
+use calldesk_wire::{ChangeKind, HubCall, SyncChange, SyncOutcome, SyncPage, SyncResult};
+use sqlx::types::Json;
+
+use crate::calls::{CALL_SELECT, CallColumns, CallRow, REPORT_CALLS, is_ended, stripped};
+use crate::{CentralError, CentralStore, check};
+
+/// Who pushes or pulls: their operator id (a note's author, a disposition's setter) and, for
+/// an operator, the extension whose calls they may touch (`None`: a supervisor, every call of
+/// the tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncActor {
+    pub operator_id: Option<i64>,
+    pub extension: Option<String>,
+}
+
+impl SyncActor {
+    fn may_touch(&self, call: &HubCall) -> bool {
+        match &self.extension {
+            None => true,
+            Some(ext) => call.extensions().any(|e| e == ext),
+        }
+    }
+}
+
+/// A change that passed the checks, ready to apply.
+enum Ready {
+    Note(String),
+    Disposition(String),
+    Tags(Vec<String>),
+    Call(Box<HubCall>),
+}
+
+/// The feed cursor `xid.seq` (empty: from the start of the first-pull window).
+fn parse_cursor(cursor: &str) -> Result<Option<(String, i64)>, CentralError> {
+    let cursor = cursor.trim();
+    if cursor.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        CentralError::Invalid(format!(
+            "bad sync cursor `{}`: pass the `cursor` of the last pull, or none to start",
+            cursor.escape_debug()
+        ))
+    };
+    let (xid, seq) = cursor.split_once('.').ok_or_else(bad)?;
+    if xid.is_empty() || !xid.bytes().all(|b| b.is_ascii_digit()) || xid.len() > 20 {
+        return Err(bad());
+    }
+    xid.parse::<u64>().map_err(|_| bad())?;
+    Ok(Some((xid.to_owned(), seq.parse().map_err(|_| bad())?)))
+}
+
+fn result(id: &str, outcome: SyncOutcome, error: Option<String>) -> SyncResult {
+    SyncResult {
+        id: id.to_owned(),
+        outcome,
+        error,
+    }
+}
+
+impl CentralStore {
+    /// Applies the changes a desk pushed, each id at most once, in one transaction; answers
+    /// per change, in order. A change that can never apply is `Refused` (why in `error`); one
+    /// about a call the hub does not have yet is `Retry`; one applied before is `Duplicate`.
+    pub async fn apply_changes(
+        &self,
+        t: &TenantId,
+        actor: &SyncActor,
+        changes: &[SyncChange],
+    ) -> Result<Vec<SyncResult>, CentralError> {
+        if changes.len() > calldesk_wire::MAX_PUSH {
+            return Err(CentralError::Invalid(format!(
+                "a push carries at most {} changes, not {}",
+                calldesk_wire::MAX_PUSH,
+                changes.len()
+            )));
+        }
+        let mut results: Vec<Option<SyncResult>> = vec![None; changes.len()];
+        let mut ready: Vec<(usize, String, Ready)> = Vec::with_capacity(changes.len());
+        let mut seen = HashSet::with_capacity(changes.len());
+        let needs_codes = changes
+            .iter()
+            .any(|c| matches!(c.change, ChangeKind::Disposition { .. }));
+        let codes = if needs_codes {
+            self.dispositions(t).await?
+        } else {
+            Vec::new()
+        };
+        for (i, c) in changes.iter().enumerate() {
+            let refuse = |why: String| Some(result(&c.id, SyncOutcome::Refused, Some(why)));
+            let id = match check::note_id(&c.id) {
+                Ok(id) => id,
+                Err(e) => {
+                    results[i] = refuse(format!("change id: {e}"));
+                    continue;
+                }
+            };
+            if !seen.insert(id.clone()) {
+                results[i] = Some(result(&c.id, SyncOutcome::Duplicate, None));
+                continue;
+            }
+            if c.call_id.is_empty() || c.call_id.len() > 200 || c.call_id.contains('\0') {
+                results[i] = refuse("the call id is empty, too long or has a NUL".to_owned());
+                continue;
+            }
+            let checked = match &c.change {
+                ChangeKind::Note { text } => {
+                    check::text("the note", text, check::MAX_NOTE_CHARS).map(Ready::Note)
+                }
+                ChangeKind::Disposition { code } => {
+                    if codes.iter().any(|k| k == code) {
+                        Ok(Ready::Disposition(code.clone()))
+                    } else {
+                        Err(CentralError::Invalid(format!(
+                            "disposition `{}` is not in tenant {t}'s list ({})",
+                            code.escape_debug(),
+                            codes.join(", ")
+                        )))
+                    }
+                }
+                ChangeKind::Tags { tags } => calldesk_wire::normalize_tags(tags)
+                    .map(Ready::Tags)
+                    .map_err(CentralError::Invalid),
+                ChangeKind::Call { call } => {
+                    if call.record.id != c.call_id {
+                        Err(CentralError::Invalid(format!(
+                            "the reported call is {}, the change names {}",
+                            call.record.id.escape_debug(),
+                            c.call_id.escape_debug()
+                        )))
+                    } else if !is_ended(call) {
+                        Err(CentralError::Invalid(
+                            "only ended calls are reported".to_owned(),
+                        ))
+                    } else {
+                        let mut call = stripped(call);
+                        call.tenant = t.to_string();
+                        // Checked here, so the batch's INSERT cannot fail on this call.
+                        CallColumns::default()
+                            .push(&call)
+                            .map(|()| Ready::Call(Box::new(call)))
+                    }
+                }
+            };
+            match checked {
+                Ok(r) => ready.push((i, id, r)),
+                Err(e) => results[i] = refuse(e.to_string()),
+            }
+        }
+
+        let mut tx = self.pool.begin().await?;
+        // Which calls exist, and may this desk touch them? Calls reported in this batch count.
+        let reported: HashSet<&str> = ready
+            .iter()
+            .filter(|(_, _, r)| matches!(r, Ready::Call(_)))
+            .map(|(i, _, _)| changes[*i].call_id.as_str())
+            .collect();
+        let wanted: Vec<String> = ready
+            .iter()
+            .filter(|(_, _, r)| !matches!(r, Ready::Call(_)))
+            .map(|(i, _, _)| changes[*i].call_id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let rows: Vec<(String, Json<HubCall>)> = sqlx::query_as(
+            "SELECT pbx_call_id, record FROM calls WHERE tenant_id = $1 AND pbx_call_id = ANY($2)",
+        )
+        .bind(t.as_str())
+        .bind(&wanted)
+        .fetch_all(&mut *tx)
+        .await?;
+        let existing: HashMap<String, bool> = rows
+            .into_iter()
+            .map(|(id, call)| (id, actor.may_touch(&call.0)))
+            .collect();
+        ready.retain(|(i, _, r)| {
+            let c = &changes[*i];
+            if matches!(r, Ready::Call(_)) {
+                return true;
+            }
+            match existing.get(&c.call_id) {
+                Some(true) => true,
+                Some(false) => {
+                    results[*i] = Some(result(
+                        &c.id,
+                        SyncOutcome::Refused,
+                        Some(format!(
+                            "call {} is not one of this operator's calls",
+                            c.call_id.escape_debug()
+                        )),
+                    ));
+                    false
+                }
+                None if reported.contains(c.call_id.as_str()) => true,
+                None => {
+                    results[*i] = Some(result(
+                        &c.id,
+                        SyncOutcome::Retry,
+                        Some(format!(
+                            "the hub does not have call {} yet",
+                            c.call_id.escape_debug()
+                        )),
+                    ));
+                    false
+                }
+            }
+        });
+
+        // Each id once: the ones recorded now are new, the rest were applied before.
+        let ids: Vec<String> = ready.iter().map(|(_, id, _)| id.clone()).collect();
+        let fresh: HashSet<String> = sqlx::query_scalar(
+            "INSERT INTO sync_applied (tenant_id, change_id, operator_id)
+             SELECT $1, u, $3 FROM unnest($2::uuid[]) AS u
+             ON CONFLICT DO NOTHING
+             RETURNING change_id::text",
+        )
+        .bind(t.as_str())
+        .bind(&ids)
+        .bind(actor.operator_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+
+        let mut calls = CallColumns::default();
+        let mut any_call = false;
+        let (mut note_ids, mut note_calls, mut note_texts, mut note_at) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // Last writer wins inside a batch too: later changes of a call replace earlier ones.
+        let mut dispositions: HashMap<&str, &str> = HashMap::new();
+        let mut tags: HashMap<&str, &[String]> = HashMap::new();
+        for (i, id, r) in &ready {
+            let c = &changes[*i];
+            if !fresh.contains(id) {
+                results[*i] = Some(result(&c.id, SyncOutcome::Duplicate, None));
+                continue;
+            }
+            results[*i] = Some(result(&c.id, SyncOutcome::Applied, None));
+            match r {
+                Ready::Note(text) => {
+                    note_ids.push(id.clone());
+                    note_calls.push(c.call_id.clone());
+                    note_texts.push(text.clone());
+                    note_at.push(c.at);
+                }
+                Ready::Disposition(code) => {
+                    dispositions.insert(&c.call_id, code);
+                }
+                Ready::Tags(set) => {
+                    tags.insert(&c.call_id, set);
+                }
+                Ready::Call(call) => {
+                    calls.push(call)?;
+                    any_call = true;
+                }
+            }
+        }
+        if any_call {
+            calls
+                .bind(sqlx::query(REPORT_CALLS))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !note_ids.is_empty() {
+            // A note keeps the time the operator wrote it, unless that is in the hub's future.
+            sqlx::query(
+                "INSERT INTO call_notes (tenant_id, id, pbx_call_id, author_id, text, created_at)
+                 SELECT $1, u.i, u.c, $2, u.x,
+                    least(timestamptz 'epoch' + u.a * interval '1 millisecond', now())
+                 FROM unnest($3::uuid[], $4::text[], $5::text[], $6::int8[]) AS u(i, c, x, a)
+                 ON CONFLICT (tenant_id, id) DO NOTHING",
+            )
+            .bind(t.as_str())
+            .bind(actor.operator_id)
+            .bind(&note_ids)
+            .bind(&note_calls)
+            .bind(&note_texts)
+            .bind(&note_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !dispositions.is_empty() {
+            let (ids, codes): (Vec<&str>, Vec<&str>) = dispositions.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO call_dispositions (tenant_id, pbx_call_id, code, set_by)
+                 SELECT $1, u.c, u.d, $2 FROM unnest($3::text[], $4::text[]) AS u(c, d)
+                 ON CONFLICT (tenant_id, pbx_call_id) DO UPDATE SET
+                    code = EXCLUDED.code, set_by = EXCLUDED.set_by,
+                    set_at = CASE WHEN call_dispositions.code = EXCLUDED.code
+                        AND call_dispositions.set_by IS NOT DISTINCT FROM EXCLUDED.set_by
+                        THEN call_dispositions.set_at ELSE now() END",
+            )
+            .bind(t.as_str())
+            .bind(actor.operator_id)
+            .bind(&ids)
+            .bind(&codes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !tags.is_empty() {
+            let ids: Vec<&str> = tags.keys().copied().collect();
+            let (pair_calls, pair_tags): (Vec<&str>, Vec<&str>) = tags
+                .iter()
+                .flat_map(|(call, set)| set.iter().map(move |tag| (*call, tag.as_str())))
+                .unzip();
+            sqlx::query(
+                "WITH del AS (
+                    DELETE FROM call_tags WHERE tenant_id = $1 AND pbx_call_id = ANY($2)
+                 )
+                 INSERT INTO call_tags (tenant_id, pbx_call_id, tag)
+                 SELECT $1, u.c, u.g FROM unnest($3::text[], $4::text[]) AS u(c, g)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(t.as_str())
+            .bind(&ids)
+            .bind(&pair_calls)
+            .bind(&pair_tags)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(results
+            .into_iter()
+            .zip(changes)
+            .map(|(r, c)| {
+                r.unwrap_or_else(|| {
+                    result(
+                        &c.id,
+                        SyncOutcome::Retry,
+                        Some("not handled; send it again".into()),
+                    )
+                })
+            })
+            .collect())
+    }
+
+    /// The calls (whole, with notes, disposition, tags, recording states) whose history or
+    /// after-call work changed after `cursor`, as far as `actor` may read them, in commit
+    /// order; at most `limit` feed entries (1..=[`calldesk_wire::MAX_PULL`]). Without a cursor
+    /// the feed is read from `first_days` days ago.
+    pub async fn changes_since(
+        &self,
+        t: &TenantId,
+        actor: &SyncActor,
+        cursor: &str,
+        limit: usize,
+        first_days: u32,
+    ) -> Result<SyncPage, CentralError> {
+        let limit = limit.clamp(1, calldesk_wire::MAX_PULL);
+        let limit_sql = i64::try_from(limit).unwrap_or(1000);
+        let rows: Vec<(String, i64, String)> = match parse_cursor(cursor)? {
+            Some((xid, seq)) => {
+                sqlx::query_as(
+                    "SELECT xid::text, seq, pbx_call_id FROM sync_feed
+                     WHERE tenant_id = $1 AND (xid, seq) > ($2::text::xid8, $3)
+                       AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                     ORDER BY xid, seq LIMIT $4",
+                )
+                .bind(t.as_str())
+                .bind(&xid)
+                .bind(seq)
+                .bind(limit_sql)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as(
+                    "SELECT xid::text, seq, pbx_call_id FROM sync_feed
+                     WHERE tenant_id = $1 AND at >= now() - $2 * interval '1 day'
+                       AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                     ORDER BY xid, seq LIMIT $3",
+                )
+                .bind(t.as_str())
+                .bind(f64::from(first_days))
+                .bind(limit_sql)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        let more = rows.len() == limit;
+        let next = match rows.last() {
+            Some((xid, seq, _)) => format!("{xid}.{seq}"),
+            None => cursor.trim().to_owned(),
+        };
+        // Each call once, at its last change in this page (the feed's order).
+        let mut order: Vec<&str> = Vec::new();
+        let mut position: HashMap<&str, usize> = HashMap::new();
+        for (_, _, id) in &rows {
+            if let Some(p) = position.get(id.as_str()) {
+                order[*p] = "";
+            }
+            position.insert(id, order.len());
+            order.push(id);
+        }
+        let ids: Vec<&str> = order.into_iter().filter(|id| !id.is_empty()).collect();
+        let found: Vec<CallRow> = sqlx::query_as(&format!(
+            "{CALL_SELECT} WHERE c.tenant_id = $1 AND c.pbx_call_id = ANY($2)"
+        ))
+        .bind(t.as_str())
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_id: HashMap<String, HubCall> = found
+            .into_iter()
+            .map(|r| {
+                let call = r.into_call();
+                (call.record.id.clone(), call)
+            })
+            .collect();
+        let calls = ids
+            .iter()
+            .filter_map(|id| by_id.remove(*id))
+            .filter(|c| actor.may_touch(c))
+            .collect();
+        Ok(SyncPage {
+            calls,
+            cursor: next,
+            more,
+        })
+    }
+
+    /// Forgets feed entries and applied change ids older than `days` days (a desk away longer
+    /// than that misses only the changes made before); returns how many rows went.
+    pub async fn prune_sync(&self, days: u32) -> Result<u64, CentralError> {
+        let feed = sqlx::query("DELETE FROM sync_feed WHERE at < now() - $1 * interval '1 day'")
+            .bind(f64::from(days))
+            .execute(&self.pool)
+            .await?;
+        let applied = sqlx::query(
+            "DELETE FROM sync_applied WHERE applied_at < now() - $1 * interval '1 day'",
+        )
+        .bind(f64::from(days))
+        .execute(&self.pool)
+        .await?;
+        Ok(feed.rows_affected() + applied.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cursor;
+
+    #[test]
+    fn cursors_are_xid_dot_seq() {
+        assert_eq!(parse_cursor("").unwrap(), None);
+        assert_eq!(
+            parse_cursor("740.12").unwrap(),
+            Some(("740".to_owned(), 12))
+        );
+        for bad in [
+            "740",
+            "x.1",
+            "-1.2",
+            "1.x",
+            ".1",
+            "99999999999999999999999.1",
+        ] {
+            assert!(parse_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Offline history and sync, end to end: desks on the Hub profile against a real hub on a real
+//! PostgreSQL (`#[sqlx::test]`). The hub goes away for a long stretch while a desk makes
+//! thousands of changes; when it is back everything arrives exactly once. Two desks of the same
+//! operator writing at the same time end up with the same history as the hub.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use calldesk_calls::{Extension, TenantId};
+use calldesk_central::{CentralStore, NewOperator, NewTenant, PbxConfig, Role};
+use calldesk_engine::{Engine, EngineHandle, HistoryQuery};
+use calldesk_hub::SecretEnv;
+use calldesk_wire::{AfterCall, HubCall, SyncState};
+use sqlx::PgPool;
+
+#[path = "support/hub.rs"]
+mod hub_support;
+use hub_support::{hub_desk, serve_hub};
+
+const PASSWORD: &str = "s3cret-password";
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Tenant `acme` (no PBX: calls are written straight into the hub's store), operator `ivan`
+/// on 101, and `calls` ended calls that rang 101.
+async fn tenant(store: &CentralStore, calls: usize) -> Vec<String> {
+    let acme = TenantId::new("acme").unwrap();
+    store
+        .add_tenant(&NewTenant {
+            id: acme.clone(),
+            name: "Acme".into(),
+            number: "0367".into(),
+            region: "RU".into(),
+            pbx: PbxConfig::Demo,
+        })
+        .await
+        .unwrap();
+    store
+        .add_operator(&NewOperator {
+            tenant: acme,
+            login: "ivan".into(),
+            name: None,
+            password_hash: calldesk_central::password::hash_password(PASSWORD).unwrap(),
+            role: Role::Operator,
+            extension: Extension::new("101").unwrap(),
+            sip: None,
+        })
+        .await
+        .unwrap();
+    let now = calldesk_store::wall_clock_millis();
+    let mut ids = Vec::new();
+    let mut batch = Vec::new();
+    for i in 0..calls {
+        let id = format!("call-{i:04}");
+        let at = calldesk_calls::Timestamp::from_unix_millis(
+            now - 3_600_000 + i64::try_from(i).unwrap() * 1000,
+        )
+        .rfc3339();
+        let call: HubCall = serde_json::from_value(serde_json::json!({
+            "id": id, "direction": "inbound", "from": format!("+7495{:07}", 1_000_000 + i),
+            "to": "0367", "status": "answered", "answered_by": ["101"], "transfers": [],
+            "monitors": [], "queue": null, "ring_secs": 3, "talk_secs": 40, "hangup_cause": null,
+            "recordings": [], "started_at": at, "answered_at": at, "ended_at": at,
+            "tenant": "acme", "state": "ended", "operator": "101", "rang": ["101"],
+            "on_hold": false, "caller": null, "notes": [], "disposition": null
+        }))
+        .unwrap();
+        ids.push(id);
+        batch.push(call);
+    }
+    store.upsert_calls(&batch).await.unwrap();
+    ids
+}
+
+async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn history_len(desk: &EngineHandle) -> usize {
+    desk.history_search(&HistoryQuery {
+        limit: Some(500),
+        ..HistoryQuery::default()
+    })
+    .await
+    .unwrap()
+    .calls
+    .len()
+}
+
+/// Waits until the desk has nothing left to push and has finished a round.
+async fn drained(desk: &EngineHandle) {
+    until("the desk's outbox drains", async || {
+        let s = desk.sync_status();
+        (s.state == SyncState::Idle && s.pending == 0 && s.error.is_none()).then_some(())
+    })
+    .await;
+}
+
+/// The hub's after-call work of each call, as desks see it.
+async fn hub_view(store: &CentralStore, ids: &[String]) -> BTreeMap<String, AfterCall> {
+    let acme = TenantId::new("acme").unwrap();
+    let mut out = BTreeMap::new();
+    for id in ids {
+        let c = store.call(&acme, id).await.unwrap().unwrap();
+        out.insert(
+            id.clone(),
+            AfterCall {
+                notes: c.notes.iter().map(calldesk_wire::CallNote::from).collect(),
+                disposition: c.disposition.map(|d| d.code),
+                tags: c.tags,
+            },
+        );
+    }
+    out
+}
+
+async fn desk_view(desk: &EngineHandle, ids: &[String]) -> BTreeMap<String, AfterCall> {
+    let mut out = BTreeMap::new();
+    for id in ids {
+        out.insert(id.clone(), desk.after_call(id).await.unwrap());
+    }
+    out
+}
+
+const CODES: [&str; 3] = ["sale", "callback", "info"];
+
+#[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
+async fn a_long_outage_with_thousands_of_changes_arrives_once(pool: PgPool) {
+    let store = CentralStore::from_pool(pool.clone());
+    let ids = tenant(&store, 100).await;
+    let (_hub, addr, stop) =
+        serve_hub(&store, SecretEnv::default(), ([127, 0, 0, 1], 0).into()).await;
+    let dir = std::env::temp_dir().join(format!("calldesk-sync-outage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let desk = Engine::start(hub_desk(addr, "ivan", PASSWORD, &dir))
+        .await
+        .unwrap();
+    // The first pull brings the operator's calls and the tenant's disposition list.
+    until("the first pull", async || {
+        (history_len(&desk).await == 100).then_some(())
+    })
+    .await;
+    assert_eq!(desk.disposition_codes().await.unwrap().len(), 6);
+
+    // The hub goes away; the desk keeps working.
+    stop.send_replace(true);
+    let mut early_made = 0;
+    until("the desk sees the hub gone", async || {
+        let _ = desk.add_note(&ids[0], "is anyone there?").await.unwrap();
+        early_made += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (desk.sync_status().state == SyncState::Offline).then_some(())
+    })
+    .await;
+    let mut notes = 0_i64;
+    let mut last_code = BTreeMap::new();
+    let mut last_tags = BTreeMap::new();
+    for i in 0..3000_usize {
+        let id = &ids[i % ids.len()];
+        match i % 5 {
+            0..=2 => {
+                desk.add_note(id, &format!("offline note {i}"))
+                    .await
+                    .unwrap();
+                notes += 1;
+            }
+            3 => {
+                let code = CODES[i % CODES.len()];
+                desk.set_disposition(id, code).await.unwrap();
+                last_code.insert(id.clone(), code.to_owned());
+            }
+            _ => {
+                let tag = format!("t{}", i % 7);
+                desk.set_tags(id, std::slice::from_ref(&tag)).await.unwrap();
+                last_tags.insert(id.clone(), vec![tag]);
+            }
+        }
+    }
+    // Everything is here already, and counted as waiting.
+    let status = until("the pending count", async || {
+        let s = desk.sync_status();
+        (s.pending >= 3000).then_some(s)
+    })
+    .await;
+    assert_eq!(status.state, SyncState::Offline, "{status:?}");
+    assert!(status.pending > 0);
+    assert!(
+        status
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot be reached"),
+        "{status:?}"
+    );
+    assert_eq!(
+        desk.after_call(&ids[3])
+            .await
+            .unwrap()
+            .disposition
+            .as_deref(),
+        last_code.get(&ids[3]).map(String::as_str)
+    );
+
+    // The hub is back on the same address: everything arrives, once.
+    let (_hub, _, _stop) = serve_hub(&store, SecretEnv::default(), addr).await;
+    drained(&desk).await;
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM call_notes WHERE text = 'is anyone there?'").await,
+        early_made
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM call_notes WHERE text LIKE 'offline note %'").await,
+        notes
+    );
+    assert_eq!(
+        count("SELECT count(DISTINCT text) FROM call_notes WHERE text LIKE 'offline note %'").await,
+        notes
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM sync_applied").await,
+        early_made + 3000
+    );
+    let hub = hub_view(&store, &ids).await;
+    for id in &ids {
+        assert_eq!(hub[id].disposition.as_ref(), last_code.get(id), "{id}");
+        assert_eq!(
+            hub[id].tags,
+            last_tags.get(id).cloned().unwrap_or_default(),
+            "{id}"
+        );
+    }
+    // And the desk's history is the hub's.
+    until("the desk has pulled its own changes back", async || {
+        (desk_view(&desk, &ids).await == hub).then_some(())
+    })
+    .await;
+    desk.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
+async fn two_desks_of_one_operator_converge(pool: PgPool) {
+    let store = CentralStore::from_pool(pool.clone());
+    let ids = tenant(&store, 20).await;
+    let (_hub, addr, _stop) =
+        serve_hub(&store, SecretEnv::default(), ([127, 0, 0, 1], 0).into()).await;
+    let base = std::env::temp_dir().join(format!("calldesk-sync-two-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let a = Engine::start(hub_desk(addr, "ivan", PASSWORD, &base.join("a")))
+        .await
+        .unwrap();
+    let b = Engine::start(hub_desk(addr, "ivan", PASSWORD, &base.join("b")))
+        .await
+        .unwrap();
+    for desk in [&a, &b] {
+        until("the first pull", async || {
+            (history_len(desk).await == 20).then_some(())
+        })
+        .await;
+        desk.disposition_codes().await.unwrap();
+    }
+    // Both write to the same calls at the same time.
+    let write = |desk: EngineHandle, name: &'static str| {
+        let ids = ids.clone();
+        async move {
+            for i in 0..300_usize {
+                let id = &ids[(i * 7) % ids.len()];
+                match i % 3 {
+                    0 => drop(desk.add_note(id, &format!("{name} {i}")).await.unwrap()),
+                    1 => desk
+                        .set_disposition(id, CODES[(i + name.len()) % 3])
+                        .await
+                        .unwrap(),
+                    _ => drop(desk.set_tags(id, &[format!("{name}-{i}")]).await.unwrap()),
+                }
+                if i % 25 == 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    };
+    tokio::join!(write(a.clone(), "desk-a"), write(b.clone(), "desk-b"));
+    drained(&a).await;
+    drained(&b).await;
+    let hub = until("both desks hold the hub's history", async || {
+        a.sync_now();
+        b.sync_now();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let hub = hub_view(&store, &ids).await;
+        (desk_view(&a, &ids).await == hub && desk_view(&b, &ids).await == hub).then_some(hub)
+    })
+    .await;
+    let notes: usize = hub.values().map(|c| c.notes.len()).sum();
+    assert_eq!(notes, 200, "every note of both desks, once");
+    assert!(
+        hub.values()
+            .all(|c| c.disposition.is_some() && c.tags.len() == 1)
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -1,0 +1,351 @@
+//! The outbox and the pulled state: what this desk must still tell the hub, and what the hub
+//! told it.
+//!
+//! Every after-call write (note, disposition, tags) — and, for a Direct AMI profile that syncs,
+//! every ended call — is stored together with its outbox row in one transaction when the store
+//! has a sync target ([`LocalStore::with_sync_target`]), so a change is never made without being
+//! queued, nor queued without being made. The sync worker reads rows in order
+//! ([`LocalStore::pending_changes`]), pushes them and settles them by the hub's answer
+//! ([`LocalStore::settle`]); pulled calls and the new cursor are stored in one transaction
+//! ([`LocalStore::apply_pulled`]), so a kill at any point repeats work at most, never loses it.
+
+use calldesk_wire::{CallNote, CallView, ChangeKind, HubCall, SyncChange, SyncOutcome, SyncResult};
+use sqlx::Row;
+
+use crate::{LocalStore, StoreError, upsert_ended};
+
+/// A call as the hub has it now (from a pull): its history entry and after-call work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PulledCall {
+    /// Stored in the history only if it has ended.
+    pub view: CallView,
+    pub notes: Vec<CallNote>,
+    /// The code and when the hub set it (unix ms).
+    pub disposition: Option<(String, i64)>,
+    pub tags: Vec<String>,
+}
+
+/// How many changes wait for the hub, and how many it refused for good.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub refused: u64,
+}
+
+/// A change the hub refused for good, kept so the operator can see what did not arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedChange {
+    pub id: String,
+    pub kind: String,
+    pub call_id: String,
+    pub error: String,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// Queues `change` for `target` inside the caller's transaction.
+pub(crate) async fn enqueue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    target: &str,
+    change: &SyncChange,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_string(change)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode a change: {e}")))?;
+    sqlx::query(
+        "INSERT INTO outbox (id, target, kind, call_id, body, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&change.id)
+    .bind(target)
+    .bind(change.change.name())
+    .bind(&change.call_id)
+    .bind(body)
+    .bind(crate::wall_clock_millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A new change id (UUID v4).
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl LocalStore {
+    /// The same store, queueing every change for `target` (a hub and tenant; `None`: changes
+    /// stay on this desk).
+    #[must_use]
+    pub fn with_sync_target(mut self, target: Option<String>) -> Self {
+        self.target = target.map(Into::into);
+        self
+    }
+
+    /// Where changes are queued for, if anywhere.
+    pub fn sync_target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+
+    /// Stores an ended call this desk heard from its own PBX and queues it for the hub (which
+    /// keeps it only if it has no such call: calls belong to the PBX side). Without a sync
+    /// target it is only stored.
+    pub async fn save_ended_reported(
+        &self,
+        view: &CallView,
+        call: &HubCall,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        upsert_ended(&mut tx, view).await?;
+        if let Some(target) = &self.target {
+            let change = SyncChange {
+                id: new_id(),
+                call_id: view.id.clone(),
+                at: crate::wall_clock_millis(),
+                change: ChangeKind::Call {
+                    call: Box::new(call.clone()),
+                },
+            };
+            enqueue(&mut tx, target, &change).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The oldest `limit` changes waiting for the sync target after position `after` (0: from
+    /// the first), in the order they were made, each with its position. A row this version
+    /// cannot read is set aside as refused (with why), not retried forever.
+    pub async fn pending_changes(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, SyncChange)>, StoreError> {
+        let Some(target) = &self.target else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(
+            "SELECT seq, id, body FROM outbox WHERE target = ? AND state = 'pending' AND seq > ?
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(&**target)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let id: String = row.try_get("id")?;
+            let body: String = row.try_get("body")?;
+            match serde_json::from_str::<SyncChange>(&body) {
+                Ok(change) => out.push((seq, change)),
+                Err(e) => {
+                    sqlx::query("UPDATE outbox SET state = 'refused', last_error = ? WHERE id = ?")
+                        .bind(format!(
+                            "this change cannot be read back ({e}); it was not sent"
+                        ))
+                        .bind(&id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Settles pushed changes by the hub's answers, in one transaction: applied or duplicate
+    /// ones leave the outbox, refused ones stay (never sent again) with the hub's reason,
+    /// the others wait for the next push with the reason and one more attempt counted.
+    pub async fn settle(&self, results: &[SyncResult]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in results {
+            match r.outcome {
+                SyncOutcome::Applied | SyncOutcome::Duplicate => {
+                    sqlx::query("DELETE FROM outbox WHERE id = ?")
+                        .bind(&r.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                SyncOutcome::Refused => {
+                    sqlx::query(
+                        "UPDATE outbox SET state = 'refused', attempts = attempts + 1,
+                            last_error = ? WHERE id = ?",
+                    )
+                    .bind(r.error.as_deref().unwrap_or("refused by the hub"))
+                    .bind(&r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                SyncOutcome::Retry => {
+                    sqlx::query(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                    )
+                    .bind(r.error.as_deref())
+                    .bind(&r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Changes waiting for, and refused by, the sync target.
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let Some(target) = &self.target else {
+            return Ok(OutboxCounts::default());
+        };
+        let (pending, refused): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state = 'refused'), 0)
+             FROM outbox WHERE target = ?",
+        )
+        .bind(&**target)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxCounts {
+            pending: u64::try_from(pending).unwrap_or(0),
+            refused: u64::try_from(refused).unwrap_or(0),
+        })
+    }
+
+    /// The changes the sync target refused, newest first.
+    pub async fn refused_changes(&self, limit: u32) -> Result<Vec<RefusedChange>, StoreError> {
+        let Some(target) = &self.target else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(
+            "SELECT id, kind, call_id, coalesce(last_error, '') AS error, created_at FROM outbox
+             WHERE target = ? AND state = 'refused' ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(&**target)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RefusedChange {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    call_id: r.try_get("call_id")?,
+                    error: r.try_get("error")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Where the next pull from the sync target starts (empty: from the beginning).
+    pub async fn pull_cursor(&self) -> Result<String, StoreError> {
+        let Some(target) = &self.target else {
+            return Ok(String::new());
+        };
+        Ok(self
+            .state_value(&format!("cursor:{target}"))
+            .await?
+            .unwrap_or_default())
+    }
+
+    pub(crate) async fn state_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM sync_state WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Remembers the tenant's disposition list (checked against while the hub is away).
+    pub async fn remember_dispositions(&self, codes: &[String]) -> Result<(), StoreError> {
+        let Some(target) = &self.target else {
+            return Ok(());
+        };
+        let text = serde_json::to_string(codes).unwrap_or_else(|_| "[]".to_owned());
+        sqlx::query(
+            "INSERT INTO sync_state (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(format!("dispositions:{target}"))
+        .bind(text)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The tenant's disposition list as last read from the hub.
+    pub async fn remembered_dispositions(&self) -> Result<Option<Vec<String>>, StoreError> {
+        let Some(target) = &self.target else {
+            return Ok(None);
+        };
+        Ok(self
+            .state_value(&format!("dispositions:{target}"))
+            .await?
+            .and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    /// Stores what a pull brought and the cursor after it, in one transaction. Ended calls go
+    /// into the history; notes are added (a note this desk wrote gains its author); the
+    /// disposition and tags replace this desk's — unless a change of its own to them is still
+    /// waiting to be pushed (it reaches the hub later, so it is the later writer there too).
+    pub async fn apply_pulled(&self, calls: &[PulledCall], cursor: &str) -> Result<(), StoreError> {
+        let Some(target) = &self.target else {
+            return Err(StoreError::Invalid(
+                "this store has no sync target to pull for".to_owned(),
+            ));
+        };
+        let mut tx = self.pool.begin().await?;
+        for call in calls {
+            let id = &call.view.id;
+            if call.view.state == calldesk_wire::CallStateView::Ended && call.view.status.is_some()
+            {
+                upsert_ended(&mut tx, &call.view).await?;
+            }
+            for note in &call.notes {
+                sqlx::query(
+                    "INSERT INTO notes (id, call_id, text, created_at, author) VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (id) DO UPDATE SET author = excluded.author",
+                )
+                .bind(&note.id)
+                .bind(id)
+                .bind(&note.text)
+                .bind(note.created_at)
+                .bind(&note.author)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let waiting = |kind: &'static str| {
+                sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM outbox
+                        WHERE call_id = ? AND kind = ? AND state = 'pending')",
+                )
+                .bind(id)
+                .bind(kind)
+            };
+            if let Some((code, at)) = &call.disposition
+                && !waiting("disposition").fetch_one(&mut *tx).await?
+            {
+                sqlx::query(
+                    "INSERT INTO dispositions (call_id, code, set_at) VALUES (?, ?, ?)
+                     ON CONFLICT (call_id) DO UPDATE SET code = excluded.code,
+                        set_at = excluded.set_at",
+                )
+                .bind(id)
+                .bind(code)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if !waiting("tags").fetch_one(&mut *tx).await? {
+                crate::worklist::replace_tags(&mut tx, id, &call.tags).await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO sync_state (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(format!("cursor:{target}"))
+        .bind(cursor)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
