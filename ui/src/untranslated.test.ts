@@ -113,7 +113,7 @@ describe('Russian screens', () => {
     document.body.innerHTML = '';
   });
 
-  it('the operator and supervisor screens, the pop, the worklist and the after-call panel hold no English', async () => {
+  it('the operator and supervisor screens, the pop, the worklist, the history and the after-call panel hold no English', async () => {
     const caller = party('+7 495 123-45-67', 'Остап Бендер');
     const ringing = makeCall({ id: 'r1', startedAt: NOW - 3_000, from: caller, company: 'Рога и копыта', queue: 'продажи' });
     const talking = answered(makeCall({ id: 't1', startedAt: NOW - 60_000, operator: '102', rang: ['102'], from: party('+7 916 000-00-01') }), NOW - 50_000);
@@ -147,6 +147,15 @@ describe('Russian screens', () => {
     await settle();
     expect(screen.getAllByTestId('wl-item')).toHaveLength(1);
     problems.push(...englishOnScreen('worklist'));
+    backend.setSync({ state: 'offline', pending: 12, refused: 1, done: 0, total: 0, lastSyncedAt: null, error: null });
+    await fireEvent.click(screen.getByTestId('tab-history'));
+    await new Promise((r) => setTimeout(r, 200));
+    await settle();
+    expect(screen.getByTestId('sync-status').dataset.state).toBe('offline');
+    await fireEvent.click(screen.getAllByTestId('history-row')[0]!);
+    await settle();
+    expect(screen.getByTestId('history-detail')).toBeTruthy();
+    problems.push(...englishOnScreen('history + sync'));
     await fireEvent.click(screen.getByTestId('profile'));
     await settle();
     problems.push(...englishOnScreen('profile menu'));

@@ -351,9 +351,10 @@ impl CentralStore {
     }
 
     /// The calls (whole, with notes, disposition, tags, recording states) whose history or
-    /// after-call work changed after `cursor`, as far as `actor` may read them, in commit
-    /// order; at most `limit` feed entries (1..=[`calldesk_wire::MAX_PULL`]). Without a cursor
-    /// the feed is read from `first_days` days ago.
+    /// after-call work changed after `cursor`, as far as `actor` may read them, each once, in
+    /// the commit order of their latest change; at most `limit` calls
+    /// (1..=[`calldesk_wire::MAX_PULL`]). Without a cursor the feed is read from `first_days`
+    /// days ago.
     pub async fn changes_since(
         &self,
         t: &TenantId,
@@ -364,51 +365,53 @@ impl CentralStore {
     ) -> Result<SyncPage, CentralError> {
         let limit = limit.clamp(1, calldesk_wire::MAX_PULL);
         let limit_sql = i64::try_from(limit).unwrap_or(1000);
-        let rows: Vec<(String, i64, String)> = match parse_cursor(cursor)? {
+        // Each changed call once, at its latest change, in the order of those latest changes:
+        // a call changed a thousand times since the cursor is sent once, as it is now. A call
+        // left out of this page has its latest change after the new cursor, so the next pull
+        // finds it.
+        let fetch = limit_sql + 1;
+        let mut rows: Vec<(String, i64, String)> = match parse_cursor(cursor)? {
             Some((xid, seq)) => {
                 sqlx::query_as(
-                    "SELECT xid::text, seq, pbx_call_id FROM sync_feed
-                     WHERE tenant_id = $1 AND (xid, seq) > ($2::text::xid8, $3)
-                       AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                    "SELECT xid::text, seq, pbx_call_id FROM (
+                        SELECT DISTINCT ON (pbx_call_id) pbx_call_id, xid, seq FROM sync_feed
+                        WHERE tenant_id = $1 AND (xid, seq) > ($2::text::xid8, $3)
+                          AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                        ORDER BY pbx_call_id, xid DESC, seq DESC
+                     ) latest
                      ORDER BY xid, seq LIMIT $4",
                 )
                 .bind(t.as_str())
                 .bind(&xid)
                 .bind(seq)
-                .bind(limit_sql)
+                .bind(fetch)
                 .fetch_all(&self.pool)
                 .await?
             }
             None => {
                 sqlx::query_as(
-                    "SELECT xid::text, seq, pbx_call_id FROM sync_feed
-                     WHERE tenant_id = $1 AND at >= now() - $2 * interval '1 day'
-                       AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                    "SELECT xid::text, seq, pbx_call_id FROM (
+                        SELECT DISTINCT ON (pbx_call_id) pbx_call_id, xid, seq FROM sync_feed
+                        WHERE tenant_id = $1 AND at >= now() - $2 * interval '1 day'
+                          AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                        ORDER BY pbx_call_id, xid DESC, seq DESC
+                     ) latest
                      ORDER BY xid, seq LIMIT $3",
                 )
                 .bind(t.as_str())
                 .bind(f64::from(first_days))
-                .bind(limit_sql)
+                .bind(fetch)
                 .fetch_all(&self.pool)
                 .await?
             }
         };
-        let more = rows.len() == limit;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
         let next = match rows.last() {
             Some((xid, seq, _)) => format!("{xid}.{seq}"),
             None => cursor.trim().to_owned(),
         };
-        // Each call once, at its last change in this page (the feed's order).
-        let mut order: Vec<&str> = Vec::new();
-        let mut position: HashMap<&str, usize> = HashMap::new();
-        for (_, _, id) in &rows {
-            if let Some(p) = position.get(id.as_str()) {
-                order[*p] = "";
-            }
-            position.insert(id, order.len());
-            order.push(id);
-        }
-        let ids: Vec<&str> = order.into_iter().filter(|id| !id.is_empty()).collect();
+        let ids: Vec<&str> = rows.iter().map(|(_, _, id)| id.as_str()).collect();
         let found: Vec<CallRow> = sqlx::query_as(&format!(
             "{CALL_SELECT} WHERE c.tenant_id = $1 AND c.pbx_call_id = ANY($2)"
         ))

@@ -24,9 +24,9 @@ use crate::EngineEvent;
 use crate::engine::stopped;
 use crate::hub::{HubClient, HubError};
 
-/// Changes per push.
-pub(crate) const PUSH_BATCH: u32 = 500;
-/// Feed entries per pull.
+/// Changes per push (the hub takes up to `calldesk_wire::MAX_PUSH`).
+pub(crate) const PUSH_BATCH: u32 = 1000;
+/// Calls per pull.
 const PULL_PAGE: usize = 500;
 /// A round runs at least this often while nothing wakes the worker.
 pub(crate) const PULL_EVERY: Duration = Duration::from_secs(15);
@@ -168,11 +168,10 @@ impl SyncWorker {
             let results = self.client.push(&changes).await?;
             self.store.settle(&results).await?;
             done += changes.len() as u64;
-            let counts = self.store.outbox_counts().await?;
+            // Counted, not queried, between batches (the end of the round counts exactly).
             self.report(|s| {
                 s.state = SyncState::Syncing;
-                s.pending = counts.pending;
-                s.refused = counts.refused;
+                s.pending = total.saturating_sub(done);
                 s.done = done;
                 s.total = total.max(done);
             });

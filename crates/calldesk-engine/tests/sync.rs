@@ -8,70 +8,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use calldesk_calls::{Extension, TenantId};
-use calldesk_central::{CentralStore, NewOperator, NewTenant, PbxConfig, Role};
+use calldesk_calls::TenantId;
+use calldesk_central::CentralStore;
 use calldesk_engine::{Engine, EngineHandle, HistoryQuery};
 use calldesk_hub::SecretEnv;
-use calldesk_wire::{AfterCall, HubCall, SyncState};
+use calldesk_wire::{AfterCall, SyncState};
 use sqlx::PgPool;
 
 #[path = "support/hub.rs"]
 mod hub_support;
-use hub_support::{hub_desk, serve_hub};
+use hub_support::{PASSWORD, hub_desk, serve_hub, tenant};
 
-const PASSWORD: &str = "s3cret-password";
 const WAIT: Duration = Duration::from_secs(90);
-
-/// Tenant `acme` (no PBX: calls are written straight into the hub's store), operator `ivan`
-/// on 101, and `calls` ended calls that rang 101.
-async fn tenant(store: &CentralStore, calls: usize) -> Vec<String> {
-    let acme = TenantId::new("acme").unwrap();
-    store
-        .add_tenant(&NewTenant {
-            id: acme.clone(),
-            name: "Acme".into(),
-            number: "0367".into(),
-            region: "RU".into(),
-            pbx: PbxConfig::Demo,
-        })
-        .await
-        .unwrap();
-    store
-        .add_operator(&NewOperator {
-            tenant: acme,
-            login: "ivan".into(),
-            name: None,
-            password_hash: calldesk_central::password::hash_password(PASSWORD).unwrap(),
-            role: Role::Operator,
-            extension: Extension::new("101").unwrap(),
-            sip: None,
-        })
-        .await
-        .unwrap();
-    let now = calldesk_store::wall_clock_millis();
-    let mut ids = Vec::new();
-    let mut batch = Vec::new();
-    for i in 0..calls {
-        let id = format!("call-{i:04}");
-        let at = calldesk_calls::Timestamp::from_unix_millis(
-            now - 3_600_000 + i64::try_from(i).unwrap() * 1000,
-        )
-        .rfc3339();
-        let call: HubCall = serde_json::from_value(serde_json::json!({
-            "id": id, "direction": "inbound", "from": format!("+7495{:07}", 1_000_000 + i),
-            "to": "0367", "status": "answered", "answered_by": ["101"], "transfers": [],
-            "monitors": [], "queue": null, "ring_secs": 3, "talk_secs": 40, "hangup_cause": null,
-            "recordings": [], "started_at": at, "answered_at": at, "ended_at": at,
-            "tenant": "acme", "state": "ended", "operator": "101", "rang": ["101"],
-            "on_hold": false, "caller": null, "notes": [], "disposition": null
-        }))
-        .unwrap();
-        ids.push(id);
-        batch.push(call);
-    }
-    store.upsert_calls(&batch).await.unwrap();
-    ids
-}
 
 async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;

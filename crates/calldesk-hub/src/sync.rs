@@ -55,7 +55,7 @@ pub(crate) struct PullQuery {
     limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/sync/pull", params(("cursor" = Option<String>, Query, description = "the `cursor` of the last pull; none for the first"), ("limit" = Option<usize>, Query, description = "feed entries, 1–1000 (default 500)")),
+#[utoipa::path(get, path = "/api/sync/pull", params(("cursor" = Option<String>, Query, description = "the `cursor` of the last pull; none for the first"), ("limit" = Option<usize>, Query, description = "calls, 1–1000 (default 500)")),
     responses((status = 200, description = "`{\"calls\": [call…], \"cursor\", \"more\"}`"), (status = 400, description = "A bad cursor")))]
 pub(crate) async fn pull(
     State(hub): State<Hub>,

@@ -155,15 +155,24 @@ impl LocalStore {
     /// ones leave the outbox, refused ones stay (never sent again) with the hub's reason,
     /// the others wait for the next push with the reason and one more attempt counted.
     pub async fn settle(&self, results: &[SyncResult]) -> Result<(), StoreError> {
+        let done: Vec<&str> = results
+            .iter()
+            .filter(|r| matches!(r.outcome, SyncOutcome::Applied | SyncOutcome::Duplicate))
+            .map(|r| r.id.as_str())
+            .collect();
         let mut tx = self.pool.begin().await?;
+        if !done.is_empty() {
+            // One statement for the whole batch (the common case: everything arrived).
+            let ids = serde_json::to_string(&done)
+                .map_err(|e| StoreError::Invalid(format!("cannot encode change ids: {e}")))?;
+            sqlx::query("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(ids)
+                .execute(&mut *tx)
+                .await?;
+        }
         for r in results {
             match r.outcome {
-                SyncOutcome::Applied | SyncOutcome::Duplicate => {
-                    sqlx::query("DELETE FROM outbox WHERE id = ?")
-                        .bind(&r.id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                SyncOutcome::Applied | SyncOutcome::Duplicate => {}
                 SyncOutcome::Refused => {
                     sqlx::query(
                         "UPDATE outbox SET state = 'refused', attempts = attempts + 1,
@@ -291,52 +300,79 @@ impl LocalStore {
                 "this store has no sync target to pull for".to_owned(),
             ));
         };
+        // A page is a few statements, whatever its size: rows go in as one JSON array each.
+        let json = |v: serde_json::Value| v.to_string();
+        let ids: Vec<&str> = calls.iter().map(|c| c.view.id.as_str()).collect();
         let mut tx = self.pool.begin().await?;
+        // This desk's own changes still waiting to be pushed win over what the hub has now.
+        let waiting: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT call_id, kind FROM outbox
+             WHERE state = 'pending' AND kind IN ('disposition', 'tags')
+               AND call_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json(serde_json::json!(ids)))
+        .fetch_all(&mut *tx)
+        .await?;
+        let waits = |id: &str, kind: &str| waiting.iter().any(|(c, k)| c == id && k == kind);
+        let mut notes = Vec::new();
+        let mut dispositions = Vec::new();
+        let mut tagged = Vec::new();
+        let mut tags = Vec::new();
         for call in calls {
             let id = &call.view.id;
             if call.view.state == calldesk_wire::CallStateView::Ended && call.view.status.is_some()
             {
                 upsert_ended(&mut tx, &call.view).await?;
             }
-            for note in &call.notes {
-                sqlx::query(
-                    "INSERT INTO notes (id, call_id, text, created_at, author) VALUES (?, ?, ?, ?, ?)
-                     ON CONFLICT (id) DO UPDATE SET author = excluded.author",
-                )
-                .bind(&note.id)
-                .bind(id)
-                .bind(&note.text)
-                .bind(note.created_at)
-                .bind(&note.author)
-                .execute(&mut *tx)
-                .await?;
+            for n in &call.notes {
+                notes.push(serde_json::json!([
+                    n.id,
+                    id,
+                    n.text,
+                    n.created_at,
+                    n.author
+                ]));
             }
-            let waiting = |kind: &'static str| {
-                sqlx::query_scalar::<_, bool>(
-                    "SELECT EXISTS (SELECT 1 FROM outbox
-                        WHERE call_id = ? AND kind = ? AND state = 'pending')",
-                )
-                .bind(id)
-                .bind(kind)
-            };
             if let Some((code, at)) = &call.disposition
-                && !waiting("disposition").fetch_one(&mut *tx).await?
+                && !waits(id, "disposition")
             {
-                sqlx::query(
-                    "INSERT INTO dispositions (call_id, code, set_at) VALUES (?, ?, ?)
-                     ON CONFLICT (call_id) DO UPDATE SET code = excluded.code,
-                        set_at = excluded.set_at",
-                )
-                .bind(id)
-                .bind(code)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+                dispositions.push(serde_json::json!([id, code, at]));
             }
-            if !waiting("tags").fetch_one(&mut *tx).await? {
-                crate::worklist::replace_tags(&mut tx, id, &call.tags).await?;
+            if !waits(id, "tags") {
+                tagged.push(id.as_str());
+                tags.extend(call.tags.iter().map(|t| serde_json::json!([id, t])));
             }
         }
+        sqlx::query(
+            "INSERT INTO notes (id, call_id, text, created_at, author)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+             FROM json_each(?) WHERE true
+             ON CONFLICT (id) DO UPDATE SET author = excluded.author
+             WHERE notes.author IS NOT excluded.author",
+        )
+        .bind(json(serde_json::Value::Array(notes)))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO dispositions (call_id, code, set_at)
+             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
+             ON CONFLICT (call_id) DO UPDATE SET code = excluded.code, set_at = excluded.set_at",
+        )
+        .bind(json(serde_json::Value::Array(dispositions)))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM tags WHERE call_id IN (SELECT value FROM json_each(?))")
+            .bind(json(serde_json::json!(tagged)))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO tags (call_id, tag)
+             SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(json(serde_json::Value::Array(tags)))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO sync_state (key, value) VALUES (?, ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",

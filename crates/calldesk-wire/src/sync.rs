@@ -19,7 +19,7 @@ use crate::HubCall;
 
 /// The most changes one push may carry.
 pub const MAX_PUSH: usize = 1000;
-/// The most feed entries one pull reads.
+/// The most calls one pull returns.
 pub const MAX_PULL: usize = 1000;
 
 /// One change a desk made.
@@ -96,9 +96,9 @@ pub enum SyncOutcome {
 }
 
 /// `GET /api/sync/pull?cursor=&limit=`: the calls (with notes, disposition, tags and
-/// recording states) whose history or after-call work changed after `cursor`, in the order
-/// the changes committed; `cursor` is where the next pull starts, `more` says whether it would
-/// find more now.
+/// recording states) whose history or after-call work changed after `cursor`, each once as it
+/// is now, in the commit order of their latest change; `cursor` is where the next pull starts,
+/// `more` says whether it would find more now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncPage {
     pub calls: Vec<HubCall>,

@@ -2,6 +2,7 @@ import {
   BackendError,
   IDLE_PLAYER,
   NO_CAPABILITIES,
+  SYNC_OFF,
   type AfterCall,
   type Backend,
   type CallNote,
@@ -21,6 +22,9 @@ import {
   type Profile,
   type ProfileList,
   type StartMarks,
+  type SyncStatus,
+  type HistoryPage,
+  type HistoryQuery,
   type Waveform,
 } from './backend';
 
@@ -66,6 +70,14 @@ export class MemoryBackend implements Backend {
   private identityListeners = new Set<(i: Identity) => void>();
   private presenceListeners = new Set<(p: PresenceView) => void>();
   private callbacksListeners = new Set<() => void>();
+  private syncListeners = new Set<(s: SyncStatus) => void>();
+  private historyListeners = new Set<() => void>();
+  /** The simulated sync (`off` unless a test sets it with `setSync`). */
+  private sync: SyncStatus = { ...SYNC_OFF };
+  /** How many times the UI asked for a sync round. */
+  syncNowCalls = 0;
+  /** Every history search the UI sent, in order. */
+  readonly searches: HistoryQuery[] = [];
   private dialListeners = new Set<(n: string) => void>();
   private hotkeyListeners = new Set<(a: HotkeyAction) => void>();
   /** A number a link asked to dial before the UI listened. */
@@ -153,6 +165,65 @@ export class MemoryBackend implements Backend {
     if (this.failControls) throw this.failControls;
     this.controls.push(structuredClone(spec));
     return spec.control === 'originate' ? `memory-${this.controls.length}` : null;
+  }
+
+  /**
+   * The history as the app's store answers it: ended calls, newest first (by end), matching
+   * every word of `text` (digits against the numbers, others against name, company, queue,
+   * operator) and the filters; paged by position.
+   */
+  async historySearch(query: HistoryQuery): Promise<HistoryPage> {
+    this.searches.push(structuredClone(query));
+    const words = (query.text ?? '').toLowerCase().split(/\s+/).filter((w) => w.length > 0);
+    const matches = (c: CallView) =>
+      words.every((w) => {
+        const digits = w.replace(/[^0-9]/g, '');
+        if (/^[0-9+\-().]+$/.test(w) && digits.length > 0) {
+          return [c.from.raw, c.from.e164, c.to.raw, c.to.e164].some((n) => (n ?? '').replace(/[^0-9]/g, '').includes(digits));
+        }
+        return [c.from.name, c.company, c.queue, c.operator].some((x) => (x ?? '').toLowerCase().includes(w));
+      });
+    const all = [...this.calls.values()]
+      .filter((c) => c.state === 'ended')
+      .filter(matches)
+      .filter((c) => query.since == null || c.startedAt >= query.since)
+      .filter((c) => query.until == null || c.startedAt < query.until)
+      .filter((c) => query.status == null || c.status === query.status)
+      .filter((c) => query.direction == null || c.direction === query.direction)
+      .filter((c) => query.operator == null || c.operator === query.operator)
+      .sort((a, b) => (b.endedAt ?? 0) - (a.endedAt ?? 0));
+    const start = query.before ?? 0;
+    const limit = Math.min(Math.max(query.limit ?? 100, 1), 500);
+    const calls = all.slice(start, start + limit).map(clone);
+    return { calls, next: start + limit < all.length ? start + limit : null };
+  }
+
+  async syncStatus(): Promise<SyncStatus> {
+    return { ...this.sync };
+  }
+
+  async syncNow(): Promise<void> {
+    this.syncNowCalls += 1;
+  }
+
+  async onSyncChanged(cb: (s: SyncStatus) => void): Promise<() => void> {
+    return subscribe(this.syncListeners, cb);
+  }
+
+  async onHistoryChanged(cb: () => void): Promise<() => void> {
+    return subscribe(this.historyListeners, cb);
+  }
+
+  /** The sync moves on (like `sync-changed`). */
+  setSync(status: SyncStatus): void {
+    this.sync = { ...status };
+    for (const cb of [...this.syncListeners]) cb({ ...status });
+  }
+
+  /** A pull brought calls (like `history-changed`): they join the history. */
+  pulled(calls: CallView[]): void {
+    for (const c of calls) this.calls.set(c.id, clone(c));
+    for (const cb of [...this.historyListeners]) cb();
   }
 
   async afterCall(call: string): Promise<AfterCall> {

@@ -21,6 +21,9 @@ import {
   type Profile,
   type ProfileList,
   type StartMarks,
+  type SyncStatus,
+  type HistoryPage,
+  type HistoryQuery,
   type Waveform,
 } from './backend';
 
@@ -81,6 +84,26 @@ export class TauriBackend implements Backend {
 
   setTags(callId: string, tags: string[]): Promise<string[]> {
     return call('set_tags', { call: callId, tags });
+  }
+
+  historySearch(query: HistoryQuery): Promise<HistoryPage> {
+    return call('history_search', { query });
+  }
+
+  syncStatus(): Promise<SyncStatus> {
+    return call('sync_status');
+  }
+
+  syncNow(): Promise<void> {
+    return call('sync_now');
+  }
+
+  onSyncChanged(cb: (s: SyncStatus) => void): Promise<() => void> {
+    return listen<SyncStatus>('sync-changed', (ev) => cb(ev.payload));
+  }
+
+  onHistoryChanged(cb: () => void): Promise<() => void> {
+    return listen<null>('history-changed', () => cb());
   }
 
   callbacks(): Promise<CallbackView[]> {

@@ -229,6 +229,46 @@ export interface Profile {
   settings: ProfileSettings;
 }
 
+/** The desk's sync with the hub (`calldesk_wire::SyncStatusView`). */
+export interface SyncStatus {
+  /** `off`: this profile does not sync (Demo, Direct). */
+  state: 'off' | 'idle' | 'syncing' | 'offline';
+  /** Changes made here that the hub does not have yet. */
+  pending: number;
+  /** Changes the hub refused for good. */
+  refused: number;
+  /** Progress of the push under way: `done` of `total`. */
+  done: number;
+  total: number;
+  /** Unix ms. */
+  lastSyncedAt: number | null;
+  error: string | null;
+}
+
+export const SYNC_OFF: SyncStatus = { state: 'off', pending: 0, refused: 0, done: 0, total: 0, lastSyncedAt: null, error: null };
+
+/** A history search (`calldesk_store::HistoryQuery`); every part optional. */
+export interface HistoryQuery {
+  /** As typed: any 3+ digits of a number, names, companies, queues, operators. */
+  text?: string;
+  /** Calls that started at or after / before (unix ms). */
+  since?: number | null;
+  until?: number | null;
+  status?: CallStatus | null;
+  direction?: Direction | null;
+  operator?: string | null;
+  /** The previous page's `next`. */
+  before?: number | null;
+  /** 1–500, default 100. */
+  limit?: number;
+}
+
+export interface HistoryPage {
+  calls: CallView[];
+  /** Pass as `before` for the next page; null at the end. */
+  next: number | null;
+}
+
 export interface ProfileList {
   active: string | null;
   profiles: Profile[];
@@ -266,6 +306,14 @@ export interface Backend {
   dispositionCodes(): Promise<string[]>;
   /** Replaces the call's tags; resolves to them as stored (normalised). */
   setTags(call: string, tags: string[]): Promise<string[]>;
+  /** Searches this desk's call history (the same with the hub away); newest first. */
+  historySearch(query: HistoryQuery): Promise<HistoryPage>;
+  syncStatus(): Promise<SyncStatus>;
+  /** Runs a sync round now. */
+  syncNow(): Promise<void>;
+  onSyncChanged(cb: (s: SyncStatus) => void): Promise<() => void>;
+  /** A pull brought calls or after-call work into the history. */
+  onHistoryChanged(cb: () => void): Promise<() => void>;
   /** The missed-calls worklist, newest missed call first. */
   callbacks(): Promise<CallbackView[]>;
   /** Takes (`claim`) or gives back an item; resolves to it after (null if the hub did not say). */
