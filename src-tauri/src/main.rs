@@ -30,7 +30,7 @@
 //! | command | `pop_painted`        | `ms`: a pop was painted `ms` after its event   |
 //! | command | `pop_latency`        | → `PopLatency` (count, p50, p90, p99, max)     |
 //! | command | `profiles_list`      | → `ProfileList`                                |
-//! | command | `profile_save`       | `profile, secret?`                             |
+//! | command | `profile_save`       | `profile, secret?, hubSecret?` (a Direct profile's hub) |
 //! | command | `profile_activate`   | `id` (restarts the engine on that profile)     |
 //! | command | `profile_delete`     | `id`                                           |
 //! | event   | `call-updated`       | `CallView`                                     |
@@ -419,9 +419,17 @@ async fn profile_save(
     shell: State<'_, Shell>,
     profile: Profile,
     secret: Option<String>,
+    hub_secret: Option<String>,
 ) -> Result<(), CommandError> {
     let profiles = shell.profiles.clone();
-    off_workers(move || profiles.save(profile, secret.map(Secret::new).as_ref())).await
+    off_workers(move || {
+        profiles.save(
+            profile,
+            secret.map(Secret::new).as_ref(),
+            hub_secret.map(Secret::new).as_ref(),
+        )
+    })
+    .await
 }
 
 /// Runs profile work that talks to the keyring (D-Bus, synchronous) off the async workers.

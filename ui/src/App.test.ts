@@ -226,6 +226,42 @@ describe('App', () => {
     expect(screen.getByTestId('calls-list')).toBeTruthy();
   });
 
+  it('the wizard saves a direct profile that reports to a hub, with the hub password apart', async () => {
+    const backend = new MemoryBackend([], { state: 'connected', profile: 'direct', detail: null }, { profiles: { active: null, profiles: [] } });
+    setup(backend);
+    await settle();
+    await fireEvent.click(within(screen.getByTestId('wizard-kind-direct')).getByRole('radio'));
+    await fireEvent.input(screen.getByTestId('wizard-host'), { target: { value: 'pbx.local' } });
+    await fireEvent.input(screen.getByTestId('wizard-user'), { target: { value: 'crm' } });
+    await fireEvent.input(screen.getByTestId('wizard-secret'), { target: { value: 'ami-secret' } });
+    expect(screen.queryByTestId('wizard-hub-url')).toBeNull();
+    await fireEvent.click(screen.getByTestId('wizard-reports'));
+    await settle();
+    await fireEvent.input(screen.getByTestId('wizard-hub-url'), { target: { value: 'https://hub.example.com' } });
+    await fireEvent.input(screen.getByTestId('wizard-hub-tenant'), { target: { value: 'acme' } });
+    await fireEvent.input(screen.getByTestId('wizard-hub-login'), { target: { value: 'ivan' } });
+    // The hub's password is asked for too.
+    await fireEvent.click(screen.getByTestId('wizard-save'));
+    await settle();
+    expect(screen.getByTestId('wizard-error').textContent).toBe('Enter the password.');
+    expect(backend.saved).toEqual([]);
+    await fireEvent.input(screen.getByTestId('wizard-hub-secret'), { target: { value: 'hub-pass' } });
+    await fireEvent.click(screen.getByTestId('wizard-save'));
+    await settle();
+    expect(backend.saved).toHaveLength(1);
+    expect(backend.saved[0]?.secret).toBe('ami-secret');
+    expect(backend.saved[0]?.hubSecret).toBe('hub-pass');
+    expect(backend.saved[0]?.profile.settings).toEqual({
+      kind: 'direct',
+      host: 'pbx.local',
+      port: 5038,
+      username: 'crm',
+      extension: '101',
+      supervisor: false,
+      reportTo: { url: 'https://hub.example.com', tenant: 'acme', login: 'ivan' },
+    });
+  });
+
   it('controls act as the operator on their own call; unsupported ones are disabled with the reason', async () => {
     const talking = answered(makeCall({ id: 'c1', startedAt: NOW - 20_000, operator: '101', rang: ['101'] }), NOW - 10_000);
     const backend = new MemoryBackend([talking], undefined, {

@@ -146,7 +146,13 @@ impl BookTask {
     }
 
     /// Shows and (once ended) stores a call.
-    async fn upsert(&mut self, mut view: CallView) {
+    async fn upsert(&mut self, view: CallView) {
+        self.upsert_reported(view, None).await;
+    }
+
+    /// [`Self::upsert`]; an ended call heard from this desk's own PBX session (`call`) is
+    /// also queued for the hub when the store syncs with one (Direct profile with a hub).
+    async fn upsert_reported(&mut self, mut view: CallView, call: Option<&calldesk_calls::Call>) {
         if view.state == CallStateView::Ended {
             // An ended call is held by nobody and monitored by nobody, and pops nowhere (as
             // the history reads it).
@@ -154,10 +160,17 @@ impl BookTask {
             view.monitors.clear();
             view.event_at = None;
             self.live.remove(&view.id);
-            if view.status.is_some()
-                && let Err(e) = self.store.save_ended(&view).await
-            {
-                tracing::error!(call = %view.id, error = %e, "could not store a finished call");
+            if view.status.is_some() {
+                let saved = match call {
+                    Some(call) if self.store.sync_target().is_some() => {
+                        let reported = calldesk_wire::HubCall::new(call);
+                        self.store.save_ended_reported(&view, &reported).await
+                    }
+                    _ => self.store.save_ended(&view).await,
+                };
+                if let Err(e) = saved {
+                    tracing::error!(call = %view.id, error = %e, "could not store a finished call");
+                }
             }
         } else {
             self.live.insert(view.id.clone(), view.clone());
@@ -192,7 +205,7 @@ impl BookTask {
             Ok(Some(update)) => {
                 let mut view = CallView::from(&update.call);
                 view.event_at = Some(event.at.unix_millis());
-                self.upsert(view).await;
+                self.upsert_reported(view, Some(&update.call)).await;
             }
             Ok(None) => {}
             Err(anomaly) => tracing::debug!(%anomaly, "call event ignored"),

@@ -56,6 +56,9 @@ pub enum ProfileConfig {
     Direct {
         addr: String,
         credentials: AmiCredentials,
+        /// A hub this desk reports to: the calls it hears and their after-call work go there
+        /// through the sync (the hub keeps a reported call only if it has no such call).
+        report_to: Option<HubProfile>,
     },
     /// The calldesk hub: its `/ws` feed and REST controls.
     Hub(HubProfile),
@@ -195,6 +198,14 @@ impl Engine {
         // Built before anything is spawned, so a failure leaves nothing running.
         let hub_client = match &config.profile {
             ProfileConfig::Hub(profile) => Some(HubClient::new(profile.clone(), identity_tx)?),
+            // The seat stays who this desk is; the hub's login only authorises the reports.
+            ProfileConfig::Direct {
+                report_to: Some(profile),
+                ..
+            } => Some(HubClient::new(
+                profile.clone(),
+                watch::channel(identity.borrow().clone()).0,
+            )?),
             _ => None,
         };
         // With the hub, every after-call write is queued for it (the outbox).
@@ -209,26 +220,29 @@ impl Engine {
             status: status_tx,
             events: events.clone(),
         };
-        let mut sync = None;
+        // The sync worker, for whichever hub the store queues for.
+        let sync = hub_client.as_ref().map(|client| {
+            let (status_tx, status_rx) = watch::channel(SyncStatusView {
+                state: SyncState::Syncing,
+                ..SyncStatusView::default()
+            });
+            let control = SyncControl {
+                wake: Wake::default(),
+                status: status_rx,
+            };
+            let worker = SyncWorker {
+                client: client.clone(),
+                store: store.clone(),
+                plan: plan.clone(),
+                wake: control.wake.clone(),
+                status: status_tx,
+                events: events.clone(),
+            };
+            tasks.push(tokio::spawn(worker.run(BACKOFF, shutdown_rx.clone())));
+            control
+        });
         let backend = match (config.profile, hub_client) {
             (ProfileConfig::Hub(_), Some(client)) => {
-                let (status_tx, status_rx) = watch::channel(SyncStatusView {
-                    state: SyncState::Syncing,
-                    ..SyncStatusView::default()
-                });
-                let control = SyncControl {
-                    wake: Wake::default(),
-                    status: status_rx,
-                };
-                let worker = SyncWorker {
-                    client: client.clone(),
-                    store: store.clone(),
-                    plan: plan.clone(),
-                    wake: control.wake.clone(),
-                    status: status_tx,
-                    events: events.clone(),
-                };
-                tasks.push(tokio::spawn(worker.run(BACKOFF, shutdown_rx.clone())));
                 let feed = crate::hub::run_feed(
                     client.clone(),
                     plan.clone(),
@@ -236,13 +250,12 @@ impl Engine {
                         book: book_tx,
                         status: reporter,
                         events: events.clone(),
-                        sync: Some(control.wake.now.clone()),
+                        sync: sync.as_ref().map(|c| c.wake.now.clone()),
                     },
                     BACKOFF,
                     shutdown_rx.clone(),
                 );
                 tasks.push(tokio::spawn(feed));
-                sync = Some(control);
                 Backend::Hub(HubPbx::new(client))
             }
             (ProfileConfig::Hub(_), None) => {
@@ -282,7 +295,12 @@ impl Engine {
                 };
                 ami.start(book_tx, reporter, &shutdown_rx, &mut tasks)
             }
-            (ProfileConfig::Direct { addr, credentials }, _) => {
+            (
+                ProfileConfig::Direct {
+                    addr, credentials, ..
+                },
+                _,
+            ) => {
                 let ami = AmiParts {
                     addr,
                     credentials,

@@ -48,5 +48,7 @@ pub use figures::{OperatorFigures, figures};
 pub use hub::{HubProfile, OperatorView};
 pub use latency::PopLatency;
 pub use links::dial_link_number;
-pub use profiles::{HUB_SERVICE, Profile, ProfileError, ProfileList, ProfileSettings, Profiles};
+pub use profiles::{
+    HUB_SERVICE, HubLink, Profile, ProfileError, ProfileList, ProfileSettings, Profiles,
+};
 pub use recordings::OpenedRecording;

@@ -40,6 +40,10 @@ pub enum ProfileSettings {
         username: String,
         extension: String,
         supervisor: bool,
+        /// A hub this desk reports its calls and after-call work to (optional); its password
+        /// is kept like a hub profile's (`calldesk-hub`, `login@tenant@address`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        report_to: Option<HubLink>,
     },
     /// The calldesk hub.
     Hub {
@@ -47,6 +51,40 @@ pub enum ProfileSettings {
         tenant: String,
         login: String,
     },
+}
+
+/// Where and as whom a Direct desk reports to a hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HubLink {
+    pub url: String,
+    pub tenant: String,
+    pub login: String,
+}
+
+impl HubLink {
+    fn validate(&self) -> Result<(), ProfileError> {
+        text(&self.url, "the hub address", 2048)?;
+        let parsed = reqwest::Url::parse(self.url.trim()).map_err(|e| {
+            invalid(format!(
+                "the hub address `{}` is not a URL ({e}); write it as https://hub.example.com",
+                self.url
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(invalid(format!(
+                "the hub address `{}` must start with https:// (or http:// on a trusted network) and name a host",
+                self.url
+            )));
+        }
+        calldesk_calls::TenantId::new(self.tenant.trim())
+            .map_err(|e| invalid(format!("the tenant `{}`: {e}", self.tenant)))?;
+        text(&self.login, "the login", 64)
+    }
+
+    fn account(&self) -> String {
+        hub_account(&self.url, &self.tenant, &self.login)
+    }
 }
 
 /// A named profile.
@@ -166,6 +204,7 @@ impl Profile {
                 port,
                 username,
                 extension,
+                report_to,
                 ..
             } => {
                 host_name(host)?;
@@ -173,24 +212,17 @@ impl Profile {
                     return Err(invalid("the AMI port must be 1–65535 (usually 5038)"));
                 }
                 text(username, "the AMI user", 64)?;
+                if let Some(link) = report_to {
+                    link.validate()?;
+                }
                 seat(extension)
             }
-            ProfileSettings::Hub { url, tenant, login } => {
-                text(url, "the hub address", 2048)?;
-                let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
-                    invalid(format!(
-                        "the hub address `{url}` is not a URL ({e}); write it as https://hub.example.com"
-                    ))
-                })?;
-                if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                    return Err(invalid(format!(
-                        "the hub address `{url}` must start with https:// (or http:// on a trusted network) and name a host"
-                    )));
-                }
-                calldesk_calls::TenantId::new(tenant.trim())
-                    .map_err(|e| invalid(format!("the tenant `{tenant}`: {e}")))?;
-                text(login, "the login", 64)
+            ProfileSettings::Hub { url, tenant, login } => HubLink {
+                url: url.clone(),
+                tenant: tenant.clone(),
+                login: login.clone(),
             }
+            .validate(),
         }
     }
 
@@ -257,17 +289,38 @@ impl Profiles {
         std::fs::rename(&tmp, &self.path).map_err(file_err)
     }
 
-    /// Saves `profile` (replacing one with the same id) and, when given, its secret. The
-    /// secret is stored first: a profile is never saved pointing at a secret that is not there.
-    pub fn save(&self, profile: Profile, secret: Option<&Secret>) -> Result<(), ProfileError> {
+    /// Saves `profile` (replacing one with the same id) and, when given, its secret (and the
+    /// password of the hub a Direct profile reports to). Secrets are stored first: a profile is
+    /// never saved pointing at a secret that is not there.
+    pub fn save(
+        &self,
+        profile: Profile,
+        secret: Option<&Secret>,
+        hub_password: Option<&Secret>,
+    ) -> Result<(), ProfileError> {
         profile.validate()?;
-        if let (Some((service, account)), Some(secret)) = (profile.secret_key(), secret) {
+        let printable = |secret: &Secret| {
             if secret.expose().is_empty() || secret.expose().chars().any(char::is_control) {
                 return Err(invalid(
                     "the password or secret must be one line of printable text",
                 ));
             }
+            Ok(())
+        };
+        if let (Some((service, account)), Some(secret)) = (profile.secret_key(), secret) {
+            printable(secret)?;
             self.secrets.set(service, &account, secret)?;
+        }
+        if let (
+            ProfileSettings::Direct {
+                report_to: Some(link),
+                ..
+            },
+            Some(password),
+        ) = (&profile.settings, hub_password)
+        {
+            printable(password)?;
+            self.secrets.set(HUB_SERVICE, &link.account(), password)?;
         }
         let mut list = self.list()?;
         match list.profiles.iter_mut().find(|p| p.id == profile.id) {
@@ -357,6 +410,7 @@ impl Profiles {
                     username,
                     extension,
                     supervisor,
+                    report_to,
                 },
                 Some(secret),
             ) => (
@@ -365,6 +419,23 @@ impl Profiles {
                     credentials: AmiCredentials {
                         username: username.clone(),
                         secret: secret.expose().to_owned(),
+                    },
+                    report_to: match report_to {
+                        Some(link) => Some(HubProfile {
+                            url: link.url.trim().to_owned(),
+                            tenant: link.tenant.trim().to_owned(),
+                            login: link.login.clone(),
+                            password: self.secrets.get(HUB_SERVICE, &link.account())?.ok_or_else(
+                                || {
+                                    invalid(format!(
+                                        "the profile `{}` reports to the hub {} but has no saved hub password; enter it again in the profile",
+                                        profile.name, link.url
+                                    ))
+                                },
+                            )?,
+                            extra_root_certs_pem: None,
+                        }),
+                        None => None,
                     },
                 },
                 Seat {
@@ -431,7 +502,7 @@ mod tests {
         assert_eq!(profiles.list().unwrap(), ProfileList::default());
 
         profiles
-            .save(hub(), Some(&Secret::new("pa55word")))
+            .save(hub(), Some(&Secret::new("pa55word")), None)
             .unwrap();
         profiles.activate("office").unwrap();
         let on_disk = std::fs::read_to_string(dir.join("profiles.json")).unwrap();
@@ -457,7 +528,7 @@ mod tests {
         // Saving again without a secret keeps the stored one.
         let mut renamed = hub();
         renamed.name = "Main office".into();
-        profiles.save(renamed, None).unwrap();
+        profiles.save(renamed, None, None).unwrap();
         assert_eq!(profiles.list().unwrap().profiles[0].name, "Main office");
         assert!(profiles.engine_config("office", base(&dir)).is_ok());
 
@@ -491,6 +562,7 @@ mod tests {
                 username: "crm".into(),
                 extension: ext.into(),
                 supervisor: false,
+                report_to: None,
             },
         };
         for (profile, says) in [
@@ -516,12 +588,14 @@ mod tests {
                 "letters, digits",
             ),
         ] {
-            let e = profiles.save(profile, None).unwrap_err();
+            let e = profiles.save(profile, None, None).unwrap_err();
             assert!(e.to_string().contains(says), "{e} should say {says}");
             assert_eq!(e.code(), "invalid_profile");
         }
         // A profile saved without its secret cannot start, and says how to fix it.
-        profiles.save(direct("pbx.local", "101"), None).unwrap();
+        profiles
+            .save(direct("pbx.local", "101"), None, None)
+            .unwrap();
         let e = profiles.engine_config("pbx", base(&dir)).unwrap_err();
         assert_eq!(e.code(), "no_secret", "{e}");
         let locked = Profiles::new(
@@ -529,12 +603,81 @@ mod tests {
             Arc::new(MemoryStore::unavailable("no Secret Service is running")),
         );
         let e = locked
-            .save(direct("pbx.local", "101"), Some(&Secret::new("s")))
+            .save(direct("pbx.local", "101"), Some(&Secret::new("s")), None)
             .unwrap_err();
         assert_eq!(e.code(), "keyring_unavailable");
         assert!(e.to_string().contains("gnome-keyring"), "{e}");
         std::fs::write(dir.join("profiles.json"), b"{not json").unwrap();
         assert_eq!(profiles.list().unwrap_err().code(), "profiles_unreadable");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_direct_profile_reports_to_a_hub_with_its_own_password() {
+        let dir =
+            std::env::temp_dir().join(format!("calldesk-profiles-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Arc::new(MemoryStore::default());
+        let profiles = Profiles::new(&dir, store.clone());
+        let link = HubLink {
+            url: "https://hub.example.com".into(),
+            tenant: "acme".into(),
+            login: "ivan".into(),
+        };
+        let direct = |report_to: Option<HubLink>| ProfileSettings::Direct {
+            host: "pbx.local".into(),
+            port: 5038,
+            username: "crm".into(),
+            extension: "101".into(),
+            supervisor: false,
+            report_to,
+        };
+        let profile = Profile {
+            id: "pbx".into(),
+            name: "PBX".into(),
+            settings: direct(Some(link.clone())),
+        };
+        // Without the hub's password it cannot start, and says which hub needs one.
+        profiles
+            .save(profile.clone(), Some(&Secret::new("ami")), None)
+            .unwrap();
+        let e = profiles.engine_config("pbx", base(&dir)).unwrap_err();
+        assert!(e.to_string().contains("no saved hub password"), "{e}");
+        profiles
+            .save(profile.clone(), None, Some(&Secret::new("hub-pass")))
+            .unwrap();
+        let config = profiles.engine_config("pbx", base(&dir)).unwrap();
+        let ProfileConfig::Direct {
+            credentials,
+            report_to: Some(hub),
+            ..
+        } = config.profile
+        else {
+            panic!("a direct profile that reports to a hub");
+        };
+        assert_eq!(credentials.secret, "ami");
+        assert_eq!(
+            (hub.url.as_str(), hub.login.as_str(), hub.password.expose()),
+            ("https://hub.example.com", "ivan", "hub-pass")
+        );
+        // The same keyring entry as a hub profile of that login.
+        assert!(
+            store
+                .get(HUB_SERVICE, "ivan@acme@https://hub.example.com")
+                .unwrap()
+                .is_some()
+        );
+        // Saved without a hub it is a plain Direct profile (the field is left out of the file).
+        let json = serde_json::to_string(&direct(None)).unwrap();
+        assert!(!json.contains("reportTo"), "{json}");
+        let bad = Profile {
+            settings: direct(Some(HubLink {
+                url: "hub".into(),
+                ..link
+            })),
+            ..profile
+        };
+        assert!(profiles.save(bad, None, None).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

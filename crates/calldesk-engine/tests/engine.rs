@@ -23,6 +23,7 @@ async fn start_direct(
                 username: username.into(),
                 secret: secret.into(),
             },
+            report_to: None,
         },
         data_dir: dir.to_owned(),
         region: "RU".into(),

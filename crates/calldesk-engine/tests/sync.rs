@@ -265,3 +265,86 @@ async fn two_desks_of_one_operator_converge(pool: PgPool) {
     b.shutdown().await;
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
+async fn a_direct_desk_reports_its_calls_and_notes_to_the_hub_once_it_is_back(pool: PgPool) {
+    use calldesk_sim::ami::{AmiSimConfig, AmiSimulator, ScenarioCall, ScenarioKind};
+    let store = CentralStore::from_pool(pool.clone());
+    tenant(&store, 0).await;
+    let (_hub, hub_addr, stop) =
+        serve_hub(&store, SecretEnv::default(), ([127, 0, 0, 1], 0).into()).await;
+    let sim_config = AmiSimConfig::default();
+    let credentials = calldesk_engine::AmiCredentials {
+        username: sim_config.username.clone(),
+        secret: sim_config.secret.clone(),
+    };
+    let sim = AmiSimulator::bind(([127, 0, 0, 1], 0).into(), sim_config)
+        .await
+        .unwrap();
+    let (sim_addr, pbx) = (sim.local_addr(), sim.handle());
+    let (_stop_sim, stop_sim_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sim.run(async move {
+        let _ = stop_sim_rx.await;
+    }));
+    let dir = std::env::temp_dir().join(format!("calldesk-sync-direct-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = hub_desk(hub_addr, "ivan", PASSWORD, &dir);
+    let calldesk_engine::ProfileConfig::Hub(link) = config.profile else {
+        panic!("a hub profile to take the link from");
+    };
+    config.profile = calldesk_engine::ProfileConfig::Direct {
+        addr: sim_addr.to_string(),
+        credentials,
+        report_to: Some(link),
+    };
+    config.seat = calldesk_engine::Seat {
+        extension: Some("101".into()),
+        supervisor: false,
+    };
+    let desk = Engine::start(config).await.unwrap();
+    // The seat stays this desk's own: the hub login only authorises the reports.
+    until("the first sync round", async || {
+        (desk.sync_status().last_synced_at.is_some()).then_some(())
+    })
+    .await;
+    assert_eq!(desk.identity().extension.as_deref(), Some("101"));
+
+    // The hub goes away; a call comes and goes at the PBX; the operator writes a note.
+    stop.send_replace(true);
+    let id = pbx
+        .start_call(ScenarioCall {
+            kind: ScenarioKind::InboundAnswered,
+            caller: "+74951234567".into(),
+            did: "101".into(),
+            extension: "101".into(),
+            ring: Duration::from_millis(50),
+            talk: Duration::from_millis(300),
+        })
+        .await
+        .unwrap();
+    until("the call in the desk's history", async || {
+        (history_len(&desk).await == 1).then_some(())
+    })
+    .await;
+    desk.add_note(&id, "heard over Direct AMI").await.unwrap();
+    until("the call and the note waiting for the hub", async || {
+        (desk.sync_status().pending == 2).then_some(())
+    })
+    .await;
+    let acme = TenantId::new("acme").unwrap();
+    assert!(store.call(&acme, &id).await.unwrap().is_none());
+
+    // Back: the hub has the call, as the PBX gave it, with the note.
+    let (_hub, _, _stop) = serve_hub(&store, SecretEnv::default(), hub_addr).await;
+    desk.sync_now();
+    drained(&desk).await;
+    let on_hub = store.call(&acme, &id).await.unwrap().unwrap();
+    assert_eq!(on_hub.record.status.as_deref(), Some("answered"));
+    assert_eq!(on_hub.record.answered_by, ["101"]);
+    assert_eq!(on_hub.tenant, "acme");
+    assert_eq!(on_hub.notes.len(), 1);
+    assert_eq!(on_hub.notes[0].text, "heard over Direct AMI");
+    assert_eq!(on_hub.notes[0].author.as_deref(), Some("ivan"));
+    desk.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -435,6 +435,30 @@ mod tests {
     use calldesk_calls::{CallEventKind, Extension, HangupCause};
 
     #[test]
+    fn the_sync_status_is_the_json_backend_ts_declares() {
+        let status = SyncStatusView {
+            state: SyncState::Offline,
+            pending: 12,
+            refused: 1,
+            done: 0,
+            total: 0,
+            last_synced_at: Some(1_700_000_000_000),
+            error: Some("the hub cannot be reached".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            serde_json::json!({
+                "state": "offline", "pending": 12, "refused": 1, "done": 0, "total": 0,
+                "lastSyncedAt": 1_700_000_000_000_i64, "error": "the hub cannot be reached"
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(SyncStatusView::default()).unwrap()["state"],
+            "off"
+        );
+    }
+
+    #[test]
     fn call_view_json_shape_matches_the_ui_contract() {
         let ended = test_calls::inbound(
             "demo",

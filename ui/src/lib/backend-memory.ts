@@ -91,7 +91,7 @@ export class MemoryBackend implements Backend {
   /** When set, every callControl rejects with it. */
   failControls: BackendError | null = null;
   readonly controls: ControlSpec[] = [];
-  readonly saved: Array<{ profile: Profile; secret: string | null }> = [];
+  readonly saved: Array<{ profile: Profile; secret: string | null; hubSecret?: string | null }> = [];
   readonly popLatencies: number[] = [];
   /** Recordings asked for, and the player controls sent, in order. */
   readonly played: Array<{ call: string; name: string | null }> = [];
@@ -366,11 +366,11 @@ export class MemoryBackend implements Backend {
     return structuredClone(this.profiles);
   }
 
-  async profileSave(profile: Profile, secret: string | null): Promise<void> {
+  async profileSave(profile: Profile, secret: string | null, hubSecret: string | null = null): Promise<void> {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(profile.id)) {
       throw new BackendError('invalid_profile', `the profile id \`${profile.id}\` must be 1–64 letters, digits, \`-\` or \`_\``);
     }
-    this.saved.push({ profile: structuredClone(profile), secret });
+    this.saved.push({ profile: structuredClone(profile), secret, hubSecret });
     const list = this.profiles.profiles.filter((p) => p.id !== profile.id);
     this.profiles = { ...this.profiles, profiles: [...list, structuredClone(profile)] };
   }

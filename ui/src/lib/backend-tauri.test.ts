@@ -61,11 +61,15 @@ describe('TauriBackend', () => {
     await b.profileActivate('p');
     await b.callerHistory('+74951234567');
     await b.callControl({ control: 'hold', call: 'c1', operator: '101', on: true });
+    await b.historySearch({ text: '495', status: 'missed', before: 200 });
+    await b.syncNow();
     expect(invoke.mock.calls).toEqual([
-      ['profile_save', { profile, secret: 'secret' }],
+      ['profile_save', { profile, secret: 'secret', hubSecret: null }],
       ['profile_activate', { id: 'p' }],
       ['caller_history', { number: '+74951234567' }],
       ['call_control', { spec: { control: 'hold', call: 'c1', operator: '101', on: true } }],
+      ['history_search', { query: { text: '495', status: 'missed', before: 200 } }],
+      ['sync_now', undefined],
     ]);
   });
 });

@@ -134,8 +134,8 @@ export class TauriBackend implements Backend {
     return call('profiles_list');
   }
 
-  profileSave(profile: Profile, secret: string | null): Promise<void> {
-    return call('profile_save', { profile, secret });
+  profileSave(profile: Profile, secret: string | null, hubSecret: string | null = null): Promise<void> {
+    return call('profile_save', { profile, secret, hubSecret });
   }
 
   profileActivate(id: string): Promise<void> {

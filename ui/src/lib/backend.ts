@@ -220,7 +220,16 @@ export interface OperatorInfo {
 
 export type ProfileSettings =
   | { kind: 'demo'; extension: string; supervisor: boolean }
-  | { kind: 'direct'; host: string; port: number; username: string; extension: string; supervisor: boolean }
+  | {
+      kind: 'direct';
+      host: string;
+      port: number;
+      username: string;
+      extension: string;
+      supervisor: boolean;
+      /** A hub this desk reports its calls and after-call work to (its password: `hubSecret`). */
+      reportTo?: { url: string; tenant: string; login: string };
+    }
   | { kind: 'hub'; url: string; tenant: string; login: string };
 
 export interface Profile {
@@ -231,7 +240,7 @@ export interface Profile {
 
 /** The desk's sync with the hub (`calldesk_wire::SyncStatusView`). */
 export interface SyncStatus {
-  /** `off`: this profile does not sync (Demo, Direct). */
+  /** `off`: this profile does not sync (Demo; Direct without a hub). */
   state: 'off' | 'idle' | 'syncing' | 'offline';
   /** Changes made here that the hub does not have yet. */
   pending: number;
@@ -326,8 +335,8 @@ export interface Backend {
   /** The pop of a call was painted `ms` after its PBX event (the pop latency). */
   reportPopLatency(ms: number): Promise<void>;
   profilesList(): Promise<ProfileList>;
-  /** `secret` null keeps the stored one. */
-  profileSave(profile: Profile, secret: string | null): Promise<void>;
+  /** `secret` null keeps the stored one; `hubSecret`: the password of a Direct profile's hub. */
+  profileSave(profile: Profile, secret: string | null, hubSecret?: string | null): Promise<void>;
   /** Makes the profile active and (re)starts the connection on it. */
   profileActivate(id: string): Promise<void>;
   profileDelete(id: string): Promise<void>;

@@ -253,6 +253,7 @@ impl Flow<'_> {
         )?;
         println!("hub e2e: the disposition chosen by keyboard is stored on the hub");
         self.recording(&second)?;
+        self.history(&second)?;
 
         // The supervisor sees 102's call and listens to it.
         let menu = s
@@ -341,6 +342,72 @@ impl Flow<'_> {
         println!(
             "hub e2e: the recording went pending → stored; ▶ downloaded it into the app's cache, \
              and the player says there is no sound device"
+        );
+        Ok(())
+    }
+
+    /// The history tab finds the call by a part of the caller's number typed in the search;
+    /// its details take a note, which the sync brings to the hub.
+    fn history(&self, call: &str) -> Result<()> {
+        let s = &self.session;
+        let tab = s
+            .find(r#"[data-testid="tab-history"]"#)?
+            .context("no history tab ([data-testid=\"tab-history\"])")?;
+        s.click(&tab)?;
+        let search = poll("the history's search field", || {
+            s.find(r#"[data-testid="history-search"]"#)
+        })?;
+        // Seven digits of +7 495 700-33-44, typed as people write them.
+        s.send_keys(&search, "700-33-4")?;
+        let row = format!(r#"[data-testid="history-row"][data-call-id="{call}"]"#);
+        let found = poll("the history to find the call by part of its number", || {
+            let rows = s.find_all(r#"[data-testid="history-row"]"#)?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
+            };
+            // Only the caller's calls are left once the search has run.
+            Ok(
+                (rows.len() == 1 && s.attribute(first, "data-call-id")?.as_deref() == Some(call))
+                    .then_some(()),
+            )
+        });
+        if found.is_err() {
+            self.shot("hub-history-failed.png")?;
+        }
+        found?;
+        let item = s.find(&row)?.context("the history row went away")?;
+        s.click(&item)?;
+        let detail = format!(r#"[data-testid="history-detail"][data-call-id="{call}"]"#);
+        let note = poll("the call's details with the after-call panel", || {
+            s.find(&format!(r#"{detail} [data-testid="after-note"]"#))
+        })?;
+        s.send_keys(&note, "history e2e: called back")?;
+        let add = s
+            .find(&format!(r#"{detail} [data-testid="after-add-note"]"#))?
+            .context("no add-note button in the details")?;
+        s.click(&add)?;
+        poll("the note written in the history to reach the hub", || {
+            let on_hub = self.hub_call(call)?;
+            Ok(on_hub["notes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|n| n["text"] == "history e2e: called back")
+                .then_some(()))
+        })?;
+        poll("the sync badge to say everything is synced", || {
+            Ok(self
+                .find_attr("sync-status", "data-pending")?
+                .filter(|p| p == "0"))
+        })?;
+        self.shot("hub-history.png")?;
+        let calls = s
+            .find(r#"[data-testid="tab-calls"]"#)?
+            .context("no calls tab")?;
+        s.click(&calls)?;
+        println!(
+            "hub e2e: the history found the call by 7 digits typed with dashes; a note written \
+             in its details reached the hub through the sync"
         );
         Ok(())
     }

@@ -34,6 +34,7 @@ impl Setup {
             profile: ProfileConfig::Direct {
                 addr: addr.to_string(),
                 credentials,
+                report_to: None,
             },
             data_dir: dir.clone(),
             region: "RU".into(),
