@@ -391,6 +391,24 @@ impl CentralStore {
 
     /// Contacts whose name contains `search` (any case), by name; `limit` is clamped to
     /// 1..=500.
+    /// The tenant's contacts with an id above `after`, by id, at most `limit` (1..=500): the
+    /// pages a desk's contacts cache is filled from.
+    pub async fn contacts_after(
+        &self,
+        t: &TenantId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Contact>, CentralError> {
+        Ok(sqlx::query_as(&format!(
+            "{CONTACT_SELECT} WHERE c.tenant_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3"
+        ))
+        .bind(t.as_str())
+        .bind(after)
+        .bind(self::limit(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn contacts(
         &self,
         t: &TenantId,

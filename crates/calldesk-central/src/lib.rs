@@ -47,7 +47,9 @@ mod worklist;
 
 pub use calldesk_wire::{CallerCard, CardRef, DispositionView, HubCall, NoteView};
 pub use calls::{CallEventRow, CallFilter, CallPage};
-pub use directory::{Company, CompanyInput, Contact, ContactImportRow, ContactInput, ImportReport};
+pub use directory::{
+    Company, CompanyInput, Contact, ContactImportRow, ContactInput, ImportReport, MAX_LIST,
+};
 pub use inbox::{InboxItem, MAX_READ};
 pub use operators::{NewOperator, Operator, Role};
 pub use password::{client_secret_digest, hash_password, new_client_secret, verify_password};

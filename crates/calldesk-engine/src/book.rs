@@ -54,6 +54,9 @@ pub(crate) struct BookTask {
     pub(crate) store: LocalStore,
     pub(crate) events: broadcast::Sender<EngineEvent>,
     pub(crate) live: HashMap<String, CallView>,
+    /// Who the contacts cache says the other party of each live call of this desk's own PBX
+    /// session is (name, company), looked up once per call.
+    cards: HashMap<String, Option<(String, Option<String>)>>,
     pub(crate) presence: BTreeMap<PresenceKey, PresenceView>,
 }
 
@@ -68,6 +71,7 @@ impl BookTask {
             store,
             events,
             live: HashMap::new(),
+            cards: HashMap::new(),
             presence: BTreeMap::new(),
         }
     }
@@ -205,10 +209,51 @@ impl BookTask {
             Ok(Some(update)) => {
                 let mut view = CallView::from(&update.call);
                 view.event_at = Some(event.at.unix_millis());
+                self.name_from_contacts(&mut view).await;
                 self.upsert_reported(view, Some(&update.call)).await;
             }
             Ok(None) => {}
             Err(anomaly) => tracing::debug!(%anomaly, "call event ignored"),
+        }
+    }
+
+    /// Names the other party of a call from this desk's own PBX session from the contacts
+    /// cache (filled from the hub's directory), when the PBX did not name them.
+    async fn name_from_contacts(&mut self, view: &mut CallView) {
+        let card = match self.cards.get(&view.id) {
+            Some(card) => card.clone(),
+            None => {
+                let party = if view.direction == calldesk_wire::DirectionView::Outbound {
+                    &view.to
+                } else {
+                    &view.from
+                };
+                let card = match &party.e164 {
+                    Some(e164) => self.store.contact_for(e164).await.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot read the contacts cache");
+                        None
+                    }),
+                    None => None,
+                };
+                self.cards.insert(view.id.clone(), card.clone());
+                card
+            }
+        };
+        if view.state == CallStateView::Ended {
+            self.cards.remove(&view.id);
+        }
+        if let Some((name, company)) = card {
+            let party = if view.direction == calldesk_wire::DirectionView::Outbound {
+                &mut view.to
+            } else {
+                &mut view.from
+            };
+            if party.name.is_none() {
+                party.name = Some(name);
+            }
+            if view.company.is_none() {
+                view.company = company;
+            }
         }
     }
 

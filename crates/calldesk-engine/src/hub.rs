@@ -510,6 +510,26 @@ impl HubClient {
         read_sync(response).await
     }
 
+    /// One page of the tenant's contacts after id `after` (for the contacts cache), and the
+    /// `after` of the next page.
+    pub(crate) async fn contacts_page(
+        &self,
+        after: i64,
+    ) -> Result<(Vec<calldesk_store::CachedContact>, Option<i64>), HubError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            items: Vec<calldesk_store::CachedContact>,
+            next: Option<i64>,
+        }
+        let mut url = self.url(&["api", "sync", "contacts"]);
+        url.query_pairs_mut()
+            .append_pair("after", &after.to_string())
+            .append_pair("limit", "500");
+        let response = self.send(|http| http.get(url.clone())).await?;
+        let page: Page = read_sync(response).await?;
+        Ok((page.items, page.next))
+    }
+
     /// The tenant's operators.
     pub(crate) async fn operators(&self) -> Result<Vec<OperatorView>, HubError> {
         let list: Operators = self.get_json(self.url(&["api", "operators"])).await?;

@@ -30,6 +30,8 @@ pub(crate) const PUSH_BATCH: u32 = 1000;
 const PULL_PAGE: usize = 500;
 /// A round runs at least this often while nothing wakes the worker.
 pub(crate) const PULL_EVERY: Duration = Duration::from_secs(15);
+/// The contacts cache is read again this often (and at the first round).
+const CONTACTS_EVERY: Duration = Duration::from_secs(600);
 
 /// What wakes the worker: `news` (a local write; ignored while the worker backs off from an
 /// unreachable hub, so typing offline does not hammer it) and `now` (the hub is back or has
@@ -69,9 +71,10 @@ impl SyncWorker {
     pub(crate) async fn run(self, backoff: BackoffConfig, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Backoff::new(backoff);
         let mut parties = PartyMemo::new(self.plan.clone(), 4096);
+        let mut contacts_at: Option<tokio::time::Instant> = None;
         loop {
             let outcome = tokio::select! {
-                r = self.round(&mut parties) => r,
+                r = self.round(&mut parties, &mut contacts_at) => r,
                 () = stopped(&mut shutdown) => return,
             };
             let backing_off = outcome.is_err();
@@ -139,7 +142,11 @@ impl SyncWorker {
         }
     }
 
-    async fn round(&self, parties: &mut PartyMemo) -> Result<(), RoundError> {
+    async fn round(
+        &self,
+        parties: &mut PartyMemo,
+        contacts_at: &mut Option<tokio::time::Instant>,
+    ) -> Result<(), RoundError> {
         let counts = self.store.outbox_counts().await?;
         let total = counts.pending;
         if total > 0 {
@@ -179,6 +186,22 @@ impl SyncWorker {
         // The tenant's disposition list, for checks while the hub is away.
         if let Ok(codes) = self.client.dispositions().await {
             self.store.remember_dispositions(&codes).await?;
+        }
+        // The contacts cache: the whole directory, page by page, then replaced at once.
+        if contacts_at.is_none_or(|at| at.elapsed() >= CONTACTS_EVERY) {
+            let mut all = Vec::new();
+            let mut after = 0;
+            loop {
+                let (page, next) = self.client.contacts_page(after).await?;
+                all.extend(page);
+                match next {
+                    Some(next) if next > after => after = next,
+                    _ => break,
+                }
+            }
+            let phones = self.store.replace_contacts(&all).await?;
+            tracing::debug!(contacts = all.len(), phones, "contacts cache refreshed");
+            *contacts_at = Some(tokio::time::Instant::now());
         }
         // Pull until drained.
         let mut cursor = self.store.pull_cursor().await?;

@@ -271,6 +271,30 @@ async fn a_direct_desk_reports_its_calls_and_notes_to_the_hub_once_it_is_back(po
     use calldesk_sim::ami::{AmiSimConfig, AmiSimulator, ScenarioCall, ScenarioKind};
     let store = CentralStore::from_pool(pool.clone());
     tenant(&store, 0).await;
+    // The hub's directory knows the caller: the desk's contacts cache will name them.
+    let acme = TenantId::new("acme").unwrap();
+    let company = store
+        .create_company(
+            &acme,
+            &calldesk_central::CompanyInput {
+                name: "Horns and Hooves".into(),
+                ..calldesk_central::CompanyInput::default()
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .create_contact(
+            &acme,
+            &calldesk_central::ContactInput {
+                name: "Ostap Bender".into(),
+                company_id: Some(company.id),
+                phones: vec!["+74951234567".into()],
+                ..calldesk_central::ContactInput::default()
+            },
+        )
+        .await
+        .unwrap();
     let (_hub, hub_addr, stop) =
         serve_hub(&store, SecretEnv::default(), ([127, 0, 0, 1], 0).into()).await;
     let sim_config = AmiSimConfig::default();
@@ -326,12 +350,22 @@ async fn a_direct_desk_reports_its_calls_and_notes_to_the_hub_once_it_is_back(po
         (history_len(&desk).await == 1).then_some(())
     })
     .await;
+    // Named from the contacts cache while the hub is away, and found by that name.
+    let found = desk
+        .history_search(&HistoryQuery {
+            text: "bender".into(),
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.calls.len(), 1);
+    assert_eq!(found.calls[0].from.name.as_deref(), Some("Ostap Bender"));
+    assert_eq!(found.calls[0].company.as_deref(), Some("Horns and Hooves"));
     desk.add_note(&id, "heard over Direct AMI").await.unwrap();
     until("the call and the note waiting for the hub", async || {
         (desk.sync_status().pending == 2).then_some(())
     })
     .await;
-    let acme = TenantId::new("acme").unwrap();
     assert!(store.call(&acme, &id).await.unwrap().is_none());
 
     // Back: the hub has the call, as the PBX gave it, with the note.

@@ -71,6 +71,7 @@ impl Limits {
         machine_monitor,
         crate::sync::push,
         crate::sync::pull,
+        crate::sync::contacts,
         health,
         status
     )
@@ -123,6 +124,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/recordings/{*key}", get(crate::recordings::serve_local))
         .route("/api/queue/pause", post(queue_pause))
         .route("/api/sync/pull", get(crate::sync::pull))
+        .route("/api/sync/contacts", get(crate::sync::contacts))
         .route("/api/history", get(history))
         .route("/api/operators", get(operators))
         .route(

@@ -74,3 +74,28 @@ pub(crate) async fn pull(
             .await?,
     ))
 }
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ContactsQuery {
+    #[serde(default)]
+    after: i64,
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/sync/contacts", params(("after" = Option<i64>, Query, description = "the `next` of the last page; none for the first"), ("limit" = Option<i64>, Query, description = "1–500 (default 500)")),
+    responses((status = 200, description = "`{\"items\": [contact…], \"next\": id|null}`: the tenant's contacts by id, for a desk's contacts cache")))]
+pub(crate) async fn contacts(
+    State(hub): State<Hub>,
+    p: Principal,
+    Query(q): Query<ContactsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = q.limit.unwrap_or(calldesk_central::MAX_LIST);
+    let items = hub
+        .store()
+        .contacts_after(&p.tenant, q.after, limit)
+        .await?;
+    let full =
+        i64::try_from(items.len()).unwrap_or(0) >= limit.clamp(1, calldesk_central::MAX_LIST);
+    let next = items.last().filter(|_| full).map(|c| c.id);
+    Ok(Json(serde_json::json!({ "items": items, "next": next })))
+}

@@ -27,10 +27,12 @@ use calldesk_wire::{
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, sqlite::SqliteRow};
 
+mod contacts;
 mod outbox;
 mod search;
 mod worklist;
 
+pub use contacts::CachedContact;
 pub use outbox::{OutboxCounts, PulledCall, RefusedChange};
 pub use search::{HistoryPage, HistoryQuery};
 

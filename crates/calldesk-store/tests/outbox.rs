@@ -204,3 +204,47 @@ async fn pulls_land_with_their_cursor_and_never_undo_a_waiting_change() {
     );
     s.close().await;
 }
+
+#[tokio::test]
+async fn the_contacts_cache_names_callers_and_is_replaced_whole() {
+    use calldesk_store::CachedContact;
+    let s = store("contacts").await;
+    let contact = |id: i64, name: &str, phones: &[&str]| CachedContact {
+        id,
+        name: name.into(),
+        company: Some("Рога и копыта".into()),
+        phones: phones.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    assert_eq!(
+        s.replace_contacts(&[
+            contact(7, "Остап Бендер", &["+74951234567", "+79161234567"]),
+            contact(3, "Shura Balaganov", &["+74951234567"]),
+        ])
+        .await
+        .unwrap(),
+        3
+    );
+    // Two contacts share a phone: the lower id names it.
+    assert_eq!(
+        s.contact_for("+74951234567").await.unwrap(),
+        Some((
+            "Shura Balaganov".to_owned(),
+            Some("Рога и копыта".to_owned())
+        ))
+    );
+    assert_eq!(
+        s.contact_for("+79161234567").await.unwrap().unwrap().0,
+        "Остап Бендер"
+    );
+    assert_eq!(s.contact_for("+70000000000").await.unwrap(), None);
+    // The next refresh no longer has Shura: he is gone from the cache.
+    s.replace_contacts(&[contact(7, "Остап Бендер", &["+74951234567"])])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.contact_for("+74951234567").await.unwrap().unwrap().0,
+        "Остап Бендер"
+    );
+    assert_eq!(s.contact_for("+79161234567").await.unwrap(), None);
+    s.close().await;
+}
