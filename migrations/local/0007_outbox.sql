@@ -7,8 +7,8 @@ CREATE TABLE outbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     id          TEXT    NOT NULL UNIQUE,          -- the desk's UUID for the change
     target      TEXT    NOT NULL,                 -- the hub and tenant it goes to
-    kind        TEXT    NOT NULL CHECK (kind IN ('note', 'disposition', 'tags', 'call')),
-    call_id     TEXT    NOT NULL,
+    kind        TEXT    NOT NULL CHECK (kind IN ('note', 'disposition', 'tags', 'call', 'callback')),
+    call_id     TEXT    NOT NULL,                 -- the call (a worklist change: the number)
     body        TEXT    NOT NULL,                 -- the change as the hub reads it (JSON)
     created_at  INTEGER NOT NULL,                 -- unix ms
     attempts    INTEGER NOT NULL DEFAULT 0,

@@ -14,7 +14,10 @@
 use std::collections::{HashMap, HashSet};
 
 use calldesk_calls::TenantId;
-use calldesk_wire::{ChangeKind, HubCall, SyncChange, SyncOutcome, SyncPage, SyncResult};
+use calldesk_wire::{
+    CallbackAction, CallbackOutcome, ChangeKind, HubCall, SyncChange, SyncOutcome, SyncPage,
+    SyncResult,
+};
 use sqlx::types::Json;
 
 use crate::calls::{CALL_SELECT, CallColumns, CallRow, REPORT_CALLS, is_ended, stripped};
@@ -27,6 +30,15 @@ use crate::{CentralError, CentralStore, check};
 pub struct SyncActor {
     pub operator_id: Option<i64>,
     pub extension: Option<String>,
+}
+
+impl SyncActor {
+    fn worklist(&self) -> Option<crate::Actor> {
+        Some(crate::Actor {
+            operator: self.operator_id?,
+            supervisor: self.extension.is_none(),
+        })
+    }
 }
 
 impl SyncActor {
@@ -44,6 +56,8 @@ enum Ready {
     Disposition(String),
     Tags(Vec<String>),
     Call(Box<HubCall>),
+    /// Applied one by one after the batch, by the worklist's own compare-and-set.
+    Callback(CallbackAction, Option<CallbackOutcome>),
 }
 
 /// The feed cursor `xid.seq` (empty: from the start of the first-pull window).
@@ -137,6 +151,12 @@ impl CentralStore {
                 ChangeKind::Tags { tags } => calldesk_wire::normalize_tags(tags)
                     .map(Ready::Tags)
                     .map_err(CentralError::Invalid),
+                ChangeKind::Callback { action, outcome } => match (action, outcome) {
+                    (CallbackAction::Close, None) => Err(CentralError::Invalid(
+                        "closing a worklist item needs an outcome".to_owned(),
+                    )),
+                    _ => Ok(Ready::Callback(*action, *outcome)),
+                },
                 ChangeKind::Call { call } => {
                     if call.record.id != c.call_id {
                         Err(CentralError::Invalid(format!(
@@ -173,7 +193,7 @@ impl CentralStore {
             .collect();
         let wanted: Vec<String> = ready
             .iter()
-            .filter(|(_, _, r)| !matches!(r, Ready::Call(_)))
+            .filter(|(_, _, r)| !matches!(r, Ready::Call(_) | Ready::Callback(..)))
             .map(|(i, _, _)| changes[*i].call_id.clone())
             .collect::<HashSet<_>>()
             .into_iter()
@@ -189,8 +209,19 @@ impl CentralStore {
             .into_iter()
             .map(|(id, call)| (id, actor.may_touch(&call.0)))
             .collect();
+        // Worklist changes go after the batch, one by one (the worklist's compare-and-set).
+        let callbacks: Vec<(usize, String, CallbackAction, Option<CallbackOutcome>)> = ready
+            .iter()
+            .filter_map(|(i, id, r)| match r {
+                Ready::Callback(action, outcome) => Some((*i, id.clone(), *action, *outcome)),
+                _ => None,
+            })
+            .collect();
         ready.retain(|(i, _, r)| {
             let c = &changes[*i];
+            if matches!(r, Ready::Callback(..)) {
+                return false;
+            }
             if matches!(r, Ready::Call(_)) {
                 return true;
             }
@@ -269,6 +300,7 @@ impl CentralStore {
                     calls.push(call)?;
                     any_call = true;
                 }
+                Ready::Callback(..) => {}
             }
         }
         if any_call {
@@ -335,6 +367,12 @@ impl CentralStore {
             .await?;
         }
         tx.commit().await?;
+        for (i, id, action, outcome) in callbacks {
+            results[i] = Some(
+                self.apply_callback(t, actor, &changes[i], &id, action, outcome)
+                    .await?,
+            );
+        }
         Ok(results
             .into_iter()
             .zip(changes)
@@ -348,6 +386,83 @@ impl CentralStore {
                 })
             })
             .collect())
+    }
+
+    /// One worklist change: skipped if its id was applied before; else the worklist's own
+    /// take / give back / close (a refusal — someone else holds the item, nothing to call back
+    /// — is final), then the id recorded. A hub killed between the two applies it once more
+    /// when the desk sends it again: taking or giving back is then a no-op, a close only moves
+    /// the closing time.
+    async fn apply_callback(
+        &self,
+        t: &TenantId,
+        actor: &SyncActor,
+        change: &SyncChange,
+        id: &str,
+        action: CallbackAction,
+        outcome: Option<CallbackOutcome>,
+    ) -> Result<SyncResult, CentralError> {
+        let seen: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sync_applied WHERE tenant_id = $1 AND change_id = $2::uuid)",
+        )
+        .bind(t.as_str())
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        if seen {
+            return Ok(result(&change.id, SyncOutcome::Duplicate, None));
+        }
+        let Some(by) = actor.worklist() else {
+            return Ok(result(
+                &change.id,
+                SyncOutcome::Refused,
+                Some("only an operator can work the worklist".to_owned()),
+            ));
+        };
+        // The hub's clock decides what "now" is for the window, as for a claim made online.
+        let now_ms: i64 =
+            sqlx::query_scalar("SELECT floor(extract(epoch FROM now()) * 1000)::int8")
+                .fetch_one(&self.pool)
+                .await?;
+        let number = change.call_id.as_str();
+        let done = match (action, outcome) {
+            (CallbackAction::Close, Some(outcome)) => self
+                .close_callback(t, number, outcome, by, now_ms)
+                .await
+                .map(drop),
+            (CallbackAction::Close, None) => Err(CentralError::Invalid(
+                "closing a worklist item needs an outcome".to_owned(),
+            )),
+            (action, _) => self
+                .claim_callback(t, number, by, action == CallbackAction::Claim, now_ms)
+                .await
+                .map(drop),
+        };
+        match done {
+            Ok(()) => {}
+            Err(
+                e @ (CentralError::Conflict(_)
+                | CentralError::Invalid(_)
+                | CentralError::NotFound(_)),
+            ) => {
+                return Ok(result(
+                    &change.id,
+                    SyncOutcome::Refused,
+                    Some(e.to_string()),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        sqlx::query(
+            "INSERT INTO sync_applied (tenant_id, change_id, operator_id) VALUES ($1, $2::uuid, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(t.as_str())
+        .bind(id)
+        .bind(actor.operator_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result(&change.id, SyncOutcome::Applied, None))
     }
 
     /// The calls (whole, with notes, disposition, tags, recording states) whose history or

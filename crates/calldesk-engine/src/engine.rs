@@ -562,7 +562,21 @@ impl EngineHandle {
     /// over the last [`WORKLIST_DAYS`] days.
     pub async fn callbacks(&self) -> Result<Vec<CallbackView>, EngineError> {
         let list = match &self.backend {
-            Backend::Hub(pbx) => pbx.client().callbacks().await.map_err(hub_error),
+            Backend::Hub(pbx) => match pbx.client().callbacks().await {
+                Ok(list) => {
+                    self.store.remember_callbacks(&list).await?;
+                    Ok(list)
+                }
+                // Away from the hub: the list as last read, with this desk's waiting changes.
+                Err(e) if offline(&e) => {
+                    let me = self.identity.borrow().login.clone();
+                    match self.store.offline_callbacks(me.as_deref()).await? {
+                        Some(list) => Ok(list),
+                        None => Err(hub_error(e)),
+                    }
+                }
+                Err(e) => Err(hub_error(e)),
+            },
             Backend::Ami(_) => {
                 let since = crate::book::wall_clock_millis() - WORKLIST_DAYS * 86_400_000;
                 Ok(self.store.callbacks(since).await?)
@@ -585,11 +599,27 @@ impl EngineHandle {
     ) -> Result<Option<CallbackView>, EngineError> {
         let action = if claim { "claim" } else { "release" };
         let item = match &self.backend {
-            Backend::Hub(pbx) => pbx
-                .client()
-                .callback_action(action, number, None)
-                .await
-                .map_err(hub_error),
+            Backend::Hub(pbx) => match pbx.client().callback_action(action, number, None).await {
+                // Away from the hub: queued; the hub's compare-and-set decides when it arrives.
+                Err(e) if offline(&e) => {
+                    let action = if claim {
+                        calldesk_wire::CallbackAction::Claim
+                    } else {
+                        calldesk_wire::CallbackAction::Release
+                    };
+                    self.store
+                        .queue_callback(number, action, None, crate::book::wall_clock_millis())
+                        .await?;
+                    self.changed();
+                    let me = self.identity.borrow().login.clone();
+                    Ok(self
+                        .store
+                        .offline_callbacks(me.as_deref())
+                        .await?
+                        .and_then(|list| list.into_iter().find(|i| i.number == number)))
+                }
+                other => other.map_err(hub_error),
+            },
             Backend::Ami(_) => Ok(Some(
                 self.store
                     .claim_callback(number, claim, crate::book::wall_clock_millis())
@@ -609,12 +639,26 @@ impl EngineHandle {
             ))
         })?;
         match &self.backend {
-            Backend::Hub(pbx) => pbx
+            Backend::Hub(pbx) => match pbx
                 .client()
                 .callback_action("close", number, Some(outcome.as_str()))
                 .await
-                .map(drop)
-                .map_err(hub_error),
+            {
+                Ok(_) => Ok(()),
+                Err(e) if offline(&e) => {
+                    self.store
+                        .queue_callback(
+                            number,
+                            calldesk_wire::CallbackAction::Close,
+                            Some(outcome),
+                            crate::book::wall_clock_millis(),
+                        )
+                        .await?;
+                    self.changed();
+                    Ok(())
+                }
+                Err(e) => Err(hub_error(e)),
+            },
             Backend::Ami(_) => Ok(self
                 .store
                 .close_callback(number, outcome, crate::book::wall_clock_millis())
@@ -749,6 +793,14 @@ async fn forward_session(
             }
         }
     }
+}
+
+/// The hub could not be reached (as opposed to answering no).
+fn offline(e: &crate::hub::HubError) -> bool {
+    matches!(
+        e,
+        crate::hub::HubError::Unreachable { .. } | crate::hub::HubError::Silent
+    )
 }
 
 /// A hub request that failed, as the UI sees it (`hub_unavailable` with the hub's reason).

@@ -382,3 +382,74 @@ async fn a_direct_desk_reports_its_calls_and_notes_to_the_hub_once_it_is_back(po
     desk.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
+async fn the_worklist_is_worked_away_from_the_hub_and_reaches_it_later(pool: PgPool) {
+    let store = CentralStore::from_pool(pool.clone());
+    tenant(&store, 0).await;
+    let at = calldesk_calls::Timestamp::from_unix_millis(
+        calldesk_store::wall_clock_millis() - 3_600_000,
+    )
+    .rfc3339();
+    let missed: calldesk_wire::HubCall = serde_json::from_value(serde_json::json!({
+        "id": "missed-1", "direction": "inbound", "from": "+74957770001", "to": "0367",
+        "status": "missed", "answered_by": [], "transfers": [], "monitors": [], "queue": null,
+        "ring_secs": 20, "talk_secs": null, "hangup_cause": null, "recordings": [],
+        "started_at": at, "answered_at": null, "ended_at": at, "tenant": "acme",
+        "state": "ended", "operator": "101", "rang": ["101"], "on_hold": false,
+        "caller": null, "notes": [], "disposition": null
+    }))
+    .unwrap();
+    store.upsert_calls(&[missed]).await.unwrap();
+    let (_hub, addr, stop) =
+        serve_hub(&store, SecretEnv::default(), ([127, 0, 0, 1], 0).into()).await;
+    let dir = std::env::temp_dir().join(format!("calldesk-sync-worklist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let desk = Engine::start(hub_desk(addr, "ivan", PASSWORD, &dir))
+        .await
+        .unwrap();
+    let number = "+74957770001";
+    let online = until("the worklist from the hub", async || {
+        desk.callbacks().await.ok().filter(|l| l.len() == 1)
+    })
+    .await;
+    assert_eq!(online[0].claimed_by, None);
+
+    // Away from the hub: the last list, with this desk's take and then its close on top.
+    stop.send_replace(true);
+    until("the hub to be gone", async || {
+        desk.claim_callback(number, true)
+            .await
+            .ok()
+            .flatten()
+            .filter(|i| i.claimed_by.as_deref() == Some("ivan"))
+    })
+    .await;
+    let offline = desk.callbacks().await.unwrap();
+    assert_eq!(offline[0].claimed_by.as_deref(), Some("ivan"));
+    desk.close_callback(number, "reached").await.unwrap();
+    assert!(desk.callbacks().await.unwrap().is_empty());
+    let acme = TenantId::new("acme").unwrap();
+    let now = calldesk_store::wall_clock_millis();
+    assert_eq!(store.callbacks(&acme, 7, now).await.unwrap().len(), 1);
+
+    // Back: the take and the close reach the hub, once.
+    let (_hub, _, _stop) = serve_hub(&store, SecretEnv::default(), addr).await;
+    desk.sync_now();
+    drained(&desk).await;
+    assert!(
+        store
+            .callbacks(&acme, 7, calldesk_store::wall_clock_millis())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_applied")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(applied >= 2, "{applied}");
+    assert!(desk.callbacks().await.unwrap().is_empty());
+    desk.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,7 +9,10 @@
 //! ([`LocalStore::settle`]); pulled calls and the new cursor are stored in one transaction
 //! ([`LocalStore::apply_pulled`]), so a kill at any point repeats work at most, never loses it.
 
-use calldesk_wire::{CallNote, CallView, ChangeKind, HubCall, SyncChange, SyncOutcome, SyncResult};
+use calldesk_wire::{
+    CallNote, CallView, CallbackAction, CallbackView, ChangeKind, HubCall, SyncChange, SyncOutcome,
+    SyncResult,
+};
 use sqlx::Row;
 
 use crate::{LocalStore, StoreError, upsert_ended};
@@ -253,6 +256,18 @@ impl LocalStore {
             .unwrap_or_default())
     }
 
+    async fn put_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sync_state (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub(crate) async fn state_value(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT value FROM sync_state WHERE key = ?")
@@ -268,15 +283,8 @@ impl LocalStore {
             return Ok(());
         };
         let text = serde_json::to_string(codes).unwrap_or_else(|_| "[]".to_owned());
-        sqlx::query(
-            "INSERT INTO sync_state (key, value) VALUES (?, ?)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(format!("dispositions:{target}"))
-        .bind(text)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.put_state(&format!("dispositions:{target}"), &text)
+            .await
     }
 
     /// The tenant's disposition list as last read from the hub.
@@ -288,6 +296,61 @@ impl LocalStore {
             .state_value(&format!("dispositions:{target}"))
             .await?
             .and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    /// Remembers the hub's worklist as last read (shown, with this desk's waiting changes,
+    /// while the hub is away).
+    pub async fn remember_callbacks(&self, items: &[CallbackView]) -> Result<(), StoreError> {
+        let Some(target) = &self.target else {
+            return Ok(());
+        };
+        let text = serde_json::to_string(items)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode the worklist: {e}")))?;
+        self.put_state(&format!("callbacks:{target}"), &text).await
+    }
+
+    /// The hub's worklist as last read, with this desk's worklist changes that wait for the
+    /// hub applied on top (a take shows as `me`'s, a close removes the item); `None` if it was
+    /// never read.
+    pub async fn offline_callbacks(
+        &self,
+        me: Option<&str>,
+    ) -> Result<Option<Vec<CallbackView>>, StoreError> {
+        let Some(target) = &self.target else {
+            return Ok(None);
+        };
+        let Some(text) = self.state_value(&format!("callbacks:{target}")).await? else {
+            return Ok(None);
+        };
+        let Ok(mut items) = serde_json::from_str::<Vec<CallbackView>>(&text) else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT body, created_at FROM outbox
+             WHERE target = ? AND kind = 'callback' AND state = 'pending' ORDER BY seq",
+        )
+        .bind(&**target)
+        .fetch_all(&self.pool)
+        .await?;
+        for (body, at) in rows {
+            let Ok(change) = serde_json::from_str::<SyncChange>(&body) else {
+                continue;
+            };
+            let ChangeKind::Callback { action, .. } = change.change else {
+                continue;
+            };
+            match action {
+                CallbackAction::Close => items.retain(|i| i.number != change.call_id),
+                CallbackAction::Claim | CallbackAction::Release => {
+                    for item in items.iter_mut().filter(|i| i.number == change.call_id) {
+                        let claim = action == CallbackAction::Claim;
+                        item.claimed_by = claim.then(|| me.unwrap_or("me").to_owned());
+                        item.claimed_at = claim.then_some(at);
+                    }
+                }
+            }
+        }
+        Ok(Some(items))
     }
 
     /// Stores what a pull brought and the cursor after it, in one transaction. Ended calls go

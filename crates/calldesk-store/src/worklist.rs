@@ -4,6 +4,7 @@
 //! a claim is void once such an answered call is stored after it. One operator per desk: a
 //! claim is "me".
 
+use calldesk_wire::{CallbackAction, ChangeKind};
 use calldesk_wire::{CallbackOutcome, CallbackView};
 use sqlx::Row;
 
@@ -135,14 +136,23 @@ impl LocalStore {
         if item.claimed_at.is_some() == claim {
             return Ok(item);
         }
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO callbacks (number, claimed_at) VALUES (?1, ?2)
              ON CONFLICT (number) DO UPDATE SET claimed_at = ?2",
         )
         .bind(number)
         .bind(claim.then_some(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let action = if claim {
+            CallbackAction::Claim
+        } else {
+            CallbackAction::Release
+        };
+        self.queue_callback_in(&mut tx, number, action, None, now)
+            .await?;
+        tx.commit().await?;
         self.open_item(number).await
     }
 
@@ -154,6 +164,7 @@ impl LocalStore {
         now: i64,
     ) -> Result<(), StoreError> {
         self.open_item(number).await?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO callbacks (number, closed_at, outcome) VALUES (?1, ?2, ?3)
              ON CONFLICT (number) DO UPDATE SET closed_at = ?2, outcome = ?3, claimed_at = NULL",
@@ -161,9 +172,46 @@ impl LocalStore {
         .bind(number)
         .bind(now)
         .bind(outcome.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        self.queue_callback_in(&mut tx, number, CallbackAction::Close, Some(outcome), now)
+            .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Queues a worklist change for the hub alone (the Hub profile's worklist is the hub's;
+    /// this is what a take or close made while the hub is away becomes).
+    pub async fn queue_callback(
+        &self,
+        number: &str,
+        action: CallbackAction,
+        outcome: Option<CallbackOutcome>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        self.queue_callback_in(&mut tx, number, action, outcome, now)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn queue_callback_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        number: &str,
+        action: CallbackAction,
+        outcome: Option<CallbackOutcome>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.queue(
+            tx,
+            number,
+            now,
+            ChangeKind::Callback { action, outcome },
+            None,
+        )
+        .await
     }
 }
 

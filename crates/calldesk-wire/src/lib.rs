@@ -33,8 +33,8 @@ pub use hub::{
 };
 pub use record::{CallRecord, HangupCauseRecord, MonitorRecord, TransferRecord};
 pub use sync::{
-    ChangeKind, MAX_PULL, MAX_PUSH, SyncChange, SyncOutcome, SyncPage, SyncPush, SyncPushReply,
-    SyncResult,
+    CallbackAction, ChangeKind, MAX_PULL, MAX_PUSH, SyncChange, SyncOutcome, SyncPage, SyncPush,
+    SyncPushReply, SyncResult,
 };
 pub use worklist::{
     CallbackItem, CallbackOutcome, CallbackView, MAX_TAG_CHARS, MAX_TAGS, normalize_tags,

@@ -11,7 +11,9 @@
 //! id); a disposition and a call's tag set are last-writer-wins **by the hub's clock** — the
 //! change that reaches the hub last wins, whenever the desk made it; calls belong to the PBX side
 //! — a call a desk reports (Direct AMI profile) is stored only if the hub has no such call, and
-//! never replaces what the hub heard from the PBX.
+//! never replaces what the hub heard from the PBX; a worklist claim made away from the hub is
+//! the hub's compare-and-set when it arrives (refused, naming the holder, if someone else
+//! took the item meanwhile).
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +49,22 @@ pub enum ChangeKind {
     Tags { tags: Vec<String> },
     /// A call this desk heard from its own PBX session (Direct AMI profile), ended.
     Call { call: Box<HubCall> },
+    /// A missed-calls worklist item taken, given back or closed (`outcome` for a close). The
+    /// change's `call_id` is the caller's number (E.164). The hub's rules apply when it arrives:
+    /// an item someone else holds is refused, with who holds it.
+    Callback {
+        action: CallbackAction,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<crate::CallbackOutcome>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackAction {
+    Claim,
+    Release,
+    Close,
 }
 
 impl ChangeKind {
@@ -56,6 +74,7 @@ impl ChangeKind {
             Self::Disposition { .. } => "disposition",
             Self::Tags { .. } => "tags",
             Self::Call { .. } => "call",
+            Self::Callback { .. } => "callback",
         }
     }
 }

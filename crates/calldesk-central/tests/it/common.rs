@@ -73,3 +73,14 @@ pub fn card(
         company: company.map(r),
     }
 }
+
+/// This machine's clock (unix ms).
+pub fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}

@@ -7,7 +7,7 @@ use calldesk_wire::CallStateView::{Ended, Talking};
 use calldesk_wire::{ChangeKind, SyncChange, SyncOutcome, SyncPage};
 use sqlx::PgPool;
 
-use crate::common::{demo_tenant, hub_call, tid};
+use crate::common::{demo_tenant, hub_call, now_ms, tid};
 
 async fn operator(store: &CentralStore, login: &str, ext: &str, role: Role) -> SyncActor {
     let op = store
@@ -390,4 +390,60 @@ async fn the_feed_is_read_in_commit_order_and_never_skips_a_late_commit(pool: Pg
     assert!(err.to_string().contains("cursor"), "{err}");
     // Pruning keeps what is recent.
     assert_eq!(store.prune_sync(1).await.unwrap(), 0);
+}
+
+#[sqlx::test(migrator = "calldesk_central::MIGRATOR")]
+async fn worklist_changes_made_away_from_the_hub_meet_its_compare_and_set(pool: PgPool) {
+    use calldesk_wire::{CallbackAction, CallbackOutcome};
+    let store = CentralStore::from_pool(pool.clone());
+    let acme = tid("acme");
+    demo_tenant(&store, "acme", "1").await;
+    let anna = operator(&store, "anna", "101", Role::Operator).await;
+    let boris = operator(&store, "boris", "102", Role::Operator).await;
+    let hour_ago = calldesk_calls::Timestamp::from_unix_millis(now_ms() - 3_600_000).rfc3339();
+    store
+        .upsert_calls(&[hub_call("acme", "m1", &hour_ago, Ended)])
+        .await
+        .unwrap();
+    let caller = "+74951234567";
+    let cb = |n: u32, action: CallbackAction, outcome: Option<CallbackOutcome>| {
+        change(n, caller, ChangeKind::Callback { action, outcome })
+    };
+    let take = [cb(1, CallbackAction::Claim, None)];
+    let r = store.apply_changes(&acme, &anna, &take).await.unwrap();
+    assert_eq!(outcomes(&r), [SyncOutcome::Applied]);
+    let items = store.callbacks(&acme, 7, now_ms()).await.unwrap();
+    assert_eq!(items[0].claimed_by.as_deref(), Some("anna"));
+    // Sent again: nothing changes. Boris took it offline too: his arrives second and is refused.
+    let r = store.apply_changes(&acme, &anna, &take).await.unwrap();
+    assert_eq!(outcomes(&r), [SyncOutcome::Duplicate]);
+    let r = store
+        .apply_changes(&acme, &boris, &[cb(2, CallbackAction::Claim, None)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r), [SyncOutcome::Refused]);
+    assert!(
+        r[0].error.as_deref().unwrap_or("").contains("anna"),
+        "{:?}",
+        r[0].error
+    );
+    let r = store
+        .apply_changes(
+            &acme,
+            &anna,
+            &[
+                cb(3, CallbackAction::Close, None),
+                cb(4, CallbackAction::Close, Some(CallbackOutcome::Reached)),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r), [SyncOutcome::Refused, SyncOutcome::Applied]);
+    assert!(
+        store
+            .callbacks(&acme, 7, now_ms())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -7,20 +7,10 @@ use calldesk_wire::CallStateView::Ended;
 use calldesk_wire::{CallbackOutcome, HubCall};
 use sqlx::PgPool;
 
-use crate::common::{card, demo_tenant, hub_call, tid};
+use crate::common::{card, demo_tenant, hub_call, now_ms, tid};
 
 const CALLER: &str = "+74951234567";
 const OTHER: &str = "+74957654321";
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 /// An ended call `minutes` from now (negative: in the past).
 fn call(id: &str, direction: &str, from: &str, to: &str, status: &str, minutes: i64) -> HubCall {
