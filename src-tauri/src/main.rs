@@ -22,6 +22,7 @@
 //! | command | `history_search`     | `query: HistoryQuery` → `HistoryPage` (local)  |
 //! | command | `sync_status`        | → `SyncStatusView` (pending, progress, offline) |
 //! | command | `sync_now`           | runs a sync round now                          |
+//! | command | `sync_refused`       | → `RefusedChange[]` (what the hub refused, why) |
 //! | command | `callbacks`          | → `CallbackView[]` (missed-calls worklist)     |
 //! | command | `claim_callback`     | `number, claim` → `CallbackView?`              |
 //! | command | `close_callback`     | `number, outcome`                              |
@@ -342,6 +343,14 @@ async fn sync_status(
     Ok(shell.engine().await?.sync_status())
 }
 
+/// The changes the hub refused for good, newest first, with its reasons.
+#[tauri::command]
+async fn sync_refused(
+    shell: State<'_, Shell>,
+) -> Result<Vec<calldesk_engine::RefusedChange>, CommandError> {
+    Ok(shell.engine().await?.refused_changes().await?)
+}
+
 #[tauri::command]
 async fn sync_now(shell: State<'_, Shell>) -> Result<(), CommandError> {
     shell.engine().await?.sync_now();
@@ -658,6 +667,7 @@ fn main() {
             history_search,
             sync_status,
             sync_now,
+            sync_refused,
             callbacks,
             claim_callback,
             close_callback,

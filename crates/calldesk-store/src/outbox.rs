@@ -35,8 +35,10 @@ pub struct OutboxCounts {
     pub refused: u64,
 }
 
-/// A change the hub refused for good, kept so the operator can see what did not arrive.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A change the hub refused for good, kept so the operator can see what did not arrive
+/// (camelCase: the UI lists them).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RefusedChange {
     pub id: String,
     pub kind: String,

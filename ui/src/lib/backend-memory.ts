@@ -23,6 +23,7 @@ import {
   type ProfileList,
   type StartMarks,
   type SyncStatus,
+  type RefusedChange,
   type HistoryPage,
   type HistoryQuery,
   type Waveform,
@@ -204,6 +205,13 @@ export class MemoryBackend implements Backend {
 
   async syncNow(): Promise<void> {
     this.syncNowCalls += 1;
+  }
+
+  /** What the simulated hub refused (tests fill it). */
+  refused: RefusedChange[] = [];
+
+  async syncRefused(): Promise<RefusedChange[]> {
+    return structuredClone(this.refused);
   }
 
   async onSyncChanged(cb: (s: SyncStatus) => void): Promise<() => void> {

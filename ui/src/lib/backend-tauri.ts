@@ -22,6 +22,7 @@ import {
   type ProfileList,
   type StartMarks,
   type SyncStatus,
+  type RefusedChange,
   type HistoryPage,
   type HistoryQuery,
   type Waveform,
@@ -96,6 +97,10 @@ export class TauriBackend implements Backend {
 
   syncNow(): Promise<void> {
     return call('sync_now');
+  }
+
+  syncRefused(): Promise<RefusedChange[]> {
+    return call('sync_refused');
   }
 
   onSyncChanged(cb: (s: SyncStatus) => void): Promise<() => void> {

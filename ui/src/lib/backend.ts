@@ -254,6 +254,17 @@ export interface SyncStatus {
   error: string | null;
 }
 
+/** A change the hub refused for good (`calldesk_store::RefusedChange`). */
+export interface RefusedChange {
+  id: string;
+  kind: 'note' | 'disposition' | 'tags' | 'call' | 'callback';
+  /** The call (a worklist change: the number). */
+  callId: string;
+  error: string;
+  /** Unix ms. */
+  createdAt: number;
+}
+
 export const SYNC_OFF: SyncStatus = { state: 'off', pending: 0, refused: 0, done: 0, total: 0, lastSyncedAt: null, error: null };
 
 /** A history search (`calldesk_store::HistoryQuery`); every part optional. */
@@ -320,6 +331,8 @@ export interface Backend {
   syncStatus(): Promise<SyncStatus>;
   /** Runs a sync round now. */
   syncNow(): Promise<void>;
+  /** The changes the hub refused for good, newest first. */
+  syncRefused(): Promise<RefusedChange[]>;
   onSyncChanged(cb: (s: SyncStatus) => void): Promise<() => void>;
   /** A pull brought calls or after-call work into the history. */
   onHistoryChanged(cb: () => void): Promise<() => void>;

@@ -236,6 +236,11 @@ const en = {
   'sync.pending': { one: '{n} change waiting', other: '{n} changes waiting' },
   'sync.refused': { one: '{n} change refused by the hub', other: '{n} changes refused by the hub' },
   'sync.now': 'Sync now',
+  'sync.kind.note': 'Note',
+  'sync.kind.disposition': 'Disposition',
+  'sync.kind.tags': 'Tags',
+  'sync.kind.call': 'Call',
+  'sync.kind.callback': 'Call back',
 
   'wl.title': 'Missed calls to return',
   'wl.empty': 'Nobody is waiting for a call back',
@@ -512,6 +517,11 @@ const ru: Dictionary = {
   'sync.pending': { one: 'Ждёт отправки: {n} изменение', few: 'Ждут отправки: {n} изменения', many: 'Ждут отправки: {n} изменений', other: 'Ждут отправки: {n} изменения' },
   'sync.refused': { one: 'Хаб отклонил {n} изменение', few: 'Хаб отклонил {n} изменения', many: 'Хаб отклонил {n} изменений', other: 'Хаб отклонил {n} изменения' },
   'sync.now': 'Синхронизировать сейчас',
+  'sync.kind.note': 'Заметка',
+  'sync.kind.disposition': 'Результат',
+  'sync.kind.tags': 'Метки',
+  'sync.kind.call': 'Звонок',
+  'sync.kind.callback': 'Перезвонить',
 
   'wl.title': 'Пропущенные: кому перезвонить',
   'wl.empty': 'Никто не ждёт обратного звонка',

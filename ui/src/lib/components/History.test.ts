@@ -137,7 +137,13 @@ describe('sync badge', () => {
     const clicks: number[] = [];
     const { rerender } = render(SyncBadge, { props: { lang: 'en', sync: SYNC_OFF, onSyncNow: () => clicks.push(1) } });
     expect(screen.queryByTestId('sync-status')).toBeNull();
-    await rerender({ lang: 'en', sync: { ...SYNC_OFF, state: 'offline', pending: 1234, refused: 2, error: 'the hub at http://hub/ cannot be reached' }, onSyncNow: () => clicks.push(1) });
+    const refused = [{ id: 'x', kind: 'disposition' as const, callId: '1700.5', error: 'disposition `vip` is not in the list', createdAt: 0 }];
+    await rerender({
+      lang: 'en',
+      sync: { ...SYNC_OFF, state: 'offline', pending: 1234, refused: 2, error: 'the hub at http://hub/ cannot be reached' },
+      onSyncNow: () => clicks.push(1),
+      loadRefused: async () => refused,
+    });
     const badge = screen.getByTestId('sync-status');
     expect(badge.dataset.state).toBe('offline');
     expect(screen.getByTestId('sync-pending').textContent).toBe('1234 changes waiting');
@@ -146,6 +152,14 @@ describe('sync badge', () => {
     expect(badge.title).toContain('cannot be reached');
     await fireEvent.click(badge);
     expect(clicks).toHaveLength(1);
+    // Opening the refused count lists what the hub refused, and why.
+    const list = screen.getByTestId('sync-refused-list') as HTMLDetailsElement;
+    list.open = true;
+    await fireEvent(list, new Event('toggle'));
+    await settle();
+    const item = screen.getByTestId('sync-refused-item');
+    expect(item.textContent).toContain('Disposition · 1700.5');
+    expect(item.textContent).toContain('disposition `vip` is not in the list');
     await rerender({ lang: 'ru', sync: { ...SYNC_OFF, state: 'syncing', pending: 3, done: 40, total: 100 }, onSyncNow: () => {} });
     expect(screen.getByTestId('sync-progress').getAttribute('value')).toBe('40');
     expect(screen.getByTestId('sync-pending').textContent).toBe('Ждут отправки: 3 изменения');
