@@ -395,10 +395,19 @@ impl Flow<'_> {
                 .any(|n| n["text"] == "history e2e: called back")
                 .then_some(()))
         })?;
+        // The badge settles on "synced" (read a few times in a row: its events may still be on
+        // their way to the page).
+        let mut settled = 0;
         poll("the sync badge to say everything is synced", || {
-            Ok(self
-                .find_attr("sync-status", "data-pending")?
-                .filter(|p| p == "0"))
+            let state = self.find_attr("sync-status", "data-state")?;
+            let pending = self.find_attr("sync-status", "data-pending")?;
+            if state.as_deref() == Some("idle") && pending.as_deref() == Some("0") {
+                settled += 1;
+            } else {
+                settled = 0;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            Ok((settled >= 3).then_some(()))
         })?;
         self.shot("hub-history.png")?;
         let calls = s
