@@ -12,6 +12,10 @@ CREATE TABLE sync_applied (
 );
 CREATE INDEX sync_applied_at ON sync_applied (applied_at);
 
+-- A call a desk reported (Direct AMI profile): kept until the hub hears the call from the PBX
+-- itself, whose states then replace it (the PBX side owns calls), ended or not.
+ALTER TABLE calls ADD COLUMN reported BOOLEAN NOT NULL DEFAULT false;
+
 -- The change feed: one row per call whose history or after-call work a transaction changed
 -- (an ended call stored, a note, a disposition, tags, a recording's state), written by the
 -- triggers below in that same transaction. Rows are read in the order (xid, seq) and only

@@ -298,7 +298,7 @@ macro_rules! insert_calls {
 /// already has is left as it is.
 pub(crate) const REPORT_CALLS: &str = concat!(
     insert_calls!(),
-    " ON CONFLICT (tenant_id, pbx_call_id) DO NOTHING"
+    " ON CONFLICT (tenant_id, pbx_call_id) DO NOTHING RETURNING pbx_call_id"
 );
 
 const UPSERT_CALLS: &str = concat!(
@@ -328,9 +328,11 @@ const UPSERT_CALLS: &str = concat!(
         caller_company_id = CASE WHEN jsonb_typeof(EXCLUDED.record->'caller') = 'object'
             THEN EXCLUDED.caller_company_id ELSE calls.caller_company_id END,
         live = EXCLUDED.live,
+        reported = false,
         updated_at = now()
-     -- An ended call is final: a late or replayed state never changes (or reopens) it.
-     WHERE calls.live"
+     -- An ended call is final: a late or replayed state never changes (or reopens) it — unless
+     -- only a desk reported it: the PBX side's own states replace a report.
+     WHERE calls.live OR calls.reported"
 );
 
 /// A call with its notes (oldest first) and disposition, in one statement.

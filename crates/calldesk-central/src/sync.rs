@@ -164,10 +164,18 @@ impl CentralStore {
                             call.record.id.escape_debug(),
                             c.call_id.escape_debug()
                         )))
-                    } else if !is_ended(call) {
+                    } else if !is_ended(call)
+                        || call.record.ended_at.is_none()
+                        || call.record.status.is_none()
+                    {
                         Err(CentralError::Invalid(
-                            "only ended calls are reported".to_owned(),
+                            "only ended calls (with their end and status) are reported".to_owned(),
                         ))
+                    } else if !actor.may_touch(call) {
+                        Err(CentralError::Invalid(format!(
+                            "call {} is not one of this operator's calls; a desk reports only calls its operator took part in",
+                            call.record.id.escape_debug()
+                        )))
                     } else {
                         let mut call = stripped(call);
                         call.tenant = t.to_string();
@@ -304,10 +312,20 @@ impl CentralStore {
             }
         }
         if any_call {
-            calls
+            let inserted: Vec<String> = calls
                 .bind(sqlx::query(REPORT_CALLS))
-                .execute(&mut *tx)
-                .await?;
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| sqlx::Row::try_get(row, 0))
+                .collect::<Result<_, _>>()?;
+            sqlx::query(
+                "UPDATE calls SET reported = true WHERE tenant_id = $1 AND pbx_call_id = ANY($2)",
+            )
+            .bind(t.as_str())
+            .bind(&inserted)
+            .execute(&mut *tx)
+            .await?;
         }
         if !note_ids.is_empty() {
             // A note keeps the time the operator wrote it, unless that is in the hub's future.
@@ -351,12 +369,17 @@ impl CentralStore {
                 .iter()
                 .flat_map(|(call, set)| set.iter().map(move |tag| (*call, tag.as_str())))
                 .unzip();
+            // The DELETE removes only tags not in the new sets: a data-modifying CTE and the
+            // INSERT see the same snapshot, so deleting a tag the INSERT keeps would lose it.
             sqlx::query(
-                "WITH del AS (
-                    DELETE FROM call_tags WHERE tenant_id = $1 AND pbx_call_id = ANY($2)
+                "WITH new AS (
+                    SELECT u.c, u.g FROM unnest($3::text[], $4::text[]) AS u(c, g)
+                 ), del AS (
+                    DELETE FROM call_tags t WHERE t.tenant_id = $1 AND t.pbx_call_id = ANY($2)
+                      AND NOT EXISTS (SELECT 1 FROM new WHERE new.c = t.pbx_call_id AND new.g = t.tag)
                  )
                  INSERT INTO call_tags (tenant_id, pbx_call_id, tag)
-                 SELECT $1, u.c, u.g FROM unnest($3::text[], $4::text[]) AS u(c, g)
+                 SELECT $1, new.c, new.g FROM new
                  ON CONFLICT DO NOTHING",
             )
             .bind(t.as_str())

@@ -228,15 +228,19 @@ impl BookTask {
                 } else {
                     &view.from
                 };
-                let card = match &party.e164 {
-                    Some(e164) => self.store.contact_for(e164).await.unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "cannot read the contacts cache");
-                        None
-                    }),
+                match &party.e164 {
+                    Some(e164) => {
+                        let card = self.store.contact_for(e164).await.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "cannot read the contacts cache");
+                            None
+                        });
+                        self.cards.insert(view.id.clone(), card.clone());
+                        card
+                    }
+                    // Not a number yet (the first leg of a call the operator places): asked
+                    // again on the call's next event.
                     None => None,
-                };
-                self.cards.insert(view.id.clone(), card.clone());
-                card
+                }
             }
         };
         if view.state == CallStateView::Ended {

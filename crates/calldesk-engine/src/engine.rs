@@ -209,7 +209,7 @@ impl Engine {
             _ => None,
         };
         // With the hub, every after-call write is queued for it (the outbox).
-        let store = store.with_sync_target(hub_client.as_ref().map(HubClient::scope));
+        let store = store.with_sync_target(hub_client.as_ref().map(HubClient::sync_scope));
         let book = BookTask::new(
             CallBook::new(TenantId::local()),
             store.clone(),
@@ -618,7 +618,12 @@ impl EngineHandle {
                         .await?
                         .and_then(|list| list.into_iter().find(|i| i.number == number)))
                 }
-                other => other.map_err(hub_error),
+                Ok(item) => {
+                    // Done online: what this desk queued for the item while away is stale.
+                    self.store.drop_queued_callbacks(number).await?;
+                    Ok(item)
+                }
+                Err(e) => Err(hub_error(e)),
             },
             Backend::Ami(_) => Ok(Some(
                 self.store
@@ -644,7 +649,10 @@ impl EngineHandle {
                 .callback_action("close", number, Some(outcome.as_str()))
                 .await
             {
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    self.store.drop_queued_callbacks(number).await?;
+                    Ok(())
+                }
                 Err(e) if offline(&e) => {
                     self.store
                         .queue_callback(

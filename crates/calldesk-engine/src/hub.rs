@@ -223,6 +223,13 @@ impl HubClient {
         format!("{}#{}", self.inner.base, self.inner.profile.tenant)
     }
 
+    /// Names this hub, tenant and login in the local store: the outbox and the pull cursor
+    /// are one operator's (another login on the same desk sees other calls and writes as
+    /// someone else).
+    pub(crate) fn sync_scope(&self) -> String {
+        format!("{}#{}", self.scope(), self.inner.profile.login)
+    }
+
     /// What the hub's PBX can do for this operator (nothing until the first login).
     pub(crate) fn capabilities(&self) -> Capabilities {
         *self.inner.capabilities.borrow()

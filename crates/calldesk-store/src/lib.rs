@@ -278,7 +278,10 @@ pub(crate) async fn upsert_ended(
             answered_at = excluded.answered_at, ended_at = excluded.ended_at,
             ring_seconds = excluded.ring_seconds, talk_seconds = excluded.talk_seconds,
             hangup_cause = excluded.hangup_cause, company = excluded.company,
-            queue = excluded.queue, rang = excluded.rang, recorded_at = excluded.recorded_at,
+            queue = excluded.queue, rang = excluded.rang,
+            -- When this desk first stored the call: the worklist compares closings and claims
+            -- with it, so storing the call again (a pull) must not make it news.
+            recorded_at = coalesce(calls.recorded_at, excluded.recorded_at),
             search_digits = excluded.search_digits, search_words = excluded.search_words,
             recordings = excluded.recordings",
     )

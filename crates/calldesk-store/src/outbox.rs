@@ -385,7 +385,11 @@ impl LocalStore {
         let mut tags = Vec::new();
         for call in calls {
             let id = &call.view.id;
-            if call.view.state == calldesk_wire::CallStateView::Ended && call.view.status.is_some()
+            // A call the history cannot hold (no end time) is skipped, never a reason to stop
+            // the page: that would stop every pull after it.
+            if call.view.state == calldesk_wire::CallStateView::Ended
+                && call.view.status.is_some()
+                && call.view.ended_at.is_some()
             {
                 upsert_ended(&mut tx, &call.view).await?;
             }

@@ -196,6 +196,23 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Forgets this desk's queued worklist changes of `number` for the sync target: an action
+    /// the hub just took online supersedes them (sent later, they would undo it).
+    pub async fn drop_queued_callbacks(&self, number: &str) -> Result<u64, StoreError> {
+        let Some(target) = self.sync_target() else {
+            return Ok(0);
+        };
+        Ok(sqlx::query(
+            "DELETE FROM outbox WHERE target = ? AND kind = 'callback' AND call_id = ?
+             AND state = 'pending'",
+        )
+        .bind(target)
+        .bind(number)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     async fn queue_callback_in(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,

@@ -117,6 +117,26 @@ async fn a_batch_applies_once_and_the_last_writer_by_hub_time_wins(pool: PgPool)
     assert_ne!(set_at, "");
     assert_eq!(count(&pool, "SELECT count(*) FROM call_notes").await, 2);
     assert_eq!(count(&pool, "SELECT count(*) FROM sync_applied").await, 7);
+    // A tag kept across an edit stays (the new set replaces the old one).
+    let r = store
+        .apply_changes(
+            &acme,
+            &anna,
+            &[change(
+                9,
+                "c2",
+                ChangeKind::Tags {
+                    tags: vec!["vip".into(), "new".into()],
+                },
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r), [SyncOutcome::Applied]);
+    assert_eq!(
+        store.call(&acme, "c2").await.unwrap().unwrap().tags,
+        ["new", "vip"]
+    );
     // The same id twice in one batch: once.
     let twice = [change(8, "c1", note("x")), change(8, "c1", note("x"))];
     let r = store.apply_changes(&acme, &anna, &twice).await.unwrap();
@@ -250,6 +270,31 @@ async fn reported_calls_never_replace_the_pbx_sides(pool: PgPool) {
         "a reported call lands in the pusher's tenant"
     );
     assert_eq!(c9.notes.len(), 1);
+    // The hub then hears c9 from the PBX itself: its state replaces the report.
+    let mut heard = call_of("c9", "101");
+    heard.record.status = Some("answered".into());
+    store.upsert_calls(&[heard]).await.unwrap();
+    let c9 = store.call(&acme, "c9").await.unwrap().unwrap();
+    assert_eq!(c9.record.status.as_deref(), Some("answered"));
+    assert_eq!(c9.notes.len(), 1, "the note stays");
+    // An operator reports only calls they took part in.
+    let mut foreign = call_of("c-of-103", "103");
+    foreign.tenant = "acme".into();
+    let r = store
+        .apply_changes(
+            &acme,
+            &anna,
+            &[change(
+                21,
+                "c-of-103",
+                ChangeKind::Call {
+                    call: Box::new(foreign),
+                },
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r), [SyncOutcome::Refused]);
     // A live call, or one whose id differs from the change's, is refused.
     let mut live = call_of("c10", "101");
     live.state = Talking;

@@ -83,7 +83,7 @@ describe('history', () => {
 
   it('draws only the rows in view of ten thousand calls, and pages in more while scrolling', async () => {
     const backend = new MemoryBackend(Array.from({ length: 10_000 }, (_, i) => call(i)));
-    render(History, { props: { lang: 'en', backend, now: NOW + 40 * 86_400_000, debounceMs: 0 } });
+    const { rerender } = render(History, { props: { lang: 'en', backend, now: NOW + 40 * 86_400_000, debounceMs: 0, refreshKey: 0 } });
     await fireEvent.change(screen.getByTestId('history-period'), { target: { value: 'all' } });
     await searched();
     expect(lastSearch(backend)?.limit).toBe(200);
@@ -104,6 +104,13 @@ describe('history', () => {
     // Near the end of the first page: the next page is read (`before` = the page's `next`).
     expect(lastSearch(backend)?.before).toBe(200);
     expect(screen.getByTestId('history-meta').textContent).toContain('400 calls shown+');
+    // News (a pull, an ended call) reads the rows already loaded again, in place.
+    await rerender({ lang: 'en', backend, now: NOW + 40 * 86_400_000, debounceMs: 0, refreshKey: 1 });
+    await searched();
+    expect(lastSearch(backend)?.limit).toBe(400);
+    expect(lastSearch(backend)?.before).toBeNull();
+    expect(screen.getByTestId('history-meta').textContent).toContain('400 calls shown+');
+    expect(rows()).toContain('c180');
   });
 
   it('opens a call with its details and after-call work, and refreshes when a pull brings calls', async () => {
