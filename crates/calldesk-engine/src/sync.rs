@@ -30,7 +30,8 @@ pub(crate) const PUSH_BATCH: u32 = 1000;
 const PULL_PAGE: usize = 500;
 /// A round runs at least this often while nothing wakes the worker.
 pub(crate) const PULL_EVERY: Duration = Duration::from_secs(15);
-/// The contacts cache is read again this often (and at the first round).
+/// The contacts cache and the disposition list are read again this often (and at the first
+/// round).
 const CONTACTS_EVERY: Duration = Duration::from_secs(600);
 
 /// What wakes the worker: `news` (a local write; ignored while the worker backs off from an
@@ -183,12 +184,14 @@ impl SyncWorker {
                 s.total = total.max(done);
             });
         }
-        // The tenant's disposition list, for checks while the hub is away.
-        if let Ok(codes) = self.client.dispositions().await {
-            self.store.remember_dispositions(&codes).await?;
-        }
-        // The contacts cache: the whole directory, page by page, then replaced at once.
+        // The tenant's directory, at the first round and every 10 minutes (not every round:
+        // the after-call panel reads the disposition list whenever it shows a call):
+        // the disposition list, for checks while the hub is away, and the contacts cache — the
+        // whole directory, page by page, then replaced at once.
         if contacts_at.is_none_or(|at| at.elapsed() >= CONTACTS_EVERY) {
+            if let Ok(codes) = self.client.dispositions().await {
+                self.store.remember_dispositions(&codes).await?;
+            }
             let mut all = Vec::new();
             let mut after = 0;
             loop {
